@@ -1,0 +1,1 @@
+"""DICOM scanning, stack planning and pixel decoding."""

@@ -1,0 +1,165 @@
+"""Build a :class:`Volume` from a planned :class:`Stack`.
+
+Memory: the output array is allocated once with its final dtype and each decoded plane is
+rescaled straight into its slot; no whole-volume int32/float64 temporaries. Planes decode in
+parallel threads (file reads and the C decoders release the GIL).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from viewer.core.dicom.pixels import decode_plane
+from viewer.core.dicom.series import Stack
+from viewer.core.volume import Volume
+
+_INT16 = np.iinfo(np.int16)
+_UINT16 = np.iinfo(np.uint16)
+_INT32 = np.iinfo(np.int32)
+
+
+class LoadCancelled(Exception):
+    pass
+
+
+class _Overflow(Exception):
+    pass
+
+
+def _stored_range(stack: Stack) -> tuple[int, int]:
+    f = stack.first
+    bits = min(f.bits_stored, f.bits_allocated)
+    if f.pixel_representation:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def output_dtype(stack: Stack) -> np.dtype:
+    """Smallest dtype holding the modality values (int16 for CT when it fits)."""
+    if stack.components == 3:
+        f = stack.first
+        palette = f.photometric.startswith("PALETTE")  # LUT entries may be 16-bit
+        return np.dtype(np.uint8 if f.bits_allocated <= 8 and not palette else np.uint16)
+    slopes = {s.slope for s in stack.slices}
+    intercepts = {s.intercept for s in stack.slices}
+    if any(v != int(v) for v in slopes | intercepts):
+        return np.dtype(np.float32)
+    lo, hi = _stored_range(stack)
+    outs = [v * m + b for m in slopes for b in intercepts for v in (lo, hi)]
+    lo, hi = min(outs), max(outs)
+    if lo >= _INT16.min and hi <= _INT16.max:
+        return np.dtype(np.int16)
+    if lo >= 0 and hi <= _UINT16.max:
+        return np.dtype(np.uint16)
+    # values could exceed int16 in theory (signed 16-bit + intercept): try int16, widen if not
+    return np.dtype(np.int16)
+
+
+def load_stack(
+    stack: Stack,
+    progress: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    workers: int | None = None,
+) -> Volume:
+    """Decode every plane of ``stack`` into one volume in modality units (HU for CT)."""
+    if stack.error:
+        raise ValueError(stack.error)
+    dtype = output_dtype(stack)
+    try:
+        array = _decode_all(stack, dtype, progress, cancelled, workers)
+    except _Overflow:
+        array = _decode_all(stack, np.dtype(np.int32), progress, cancelled, workers)
+    f = stack.first
+    volume = Volume(
+        array=array,
+        geometry=stack.geometry,
+        modality=f.modality,
+        description=f.description,
+        series_uid=stack.uid,
+        invert_display=f.photometric == "MONOCHROME1",
+        window=f.window or default_window(f.modality, array),
+        files=[s.file.path for s in stack.slices],
+        warnings=list(stack.warnings),
+        header={
+            "patient_name": f.patient_name,
+            "patient_id": f.patient_id,
+            "study_uid": f.study_uid,
+            "study_date": f.study_date,
+            "study_description": f.study_description,
+            "series_number": f.series_number,
+            "sop_class": f.sop_class,
+        },
+    )
+    return volume
+
+
+def _decode_all(stack, dtype, progress, cancelled, workers) -> np.ndarray:
+    n = len(stack.slices)
+    out = np.empty(stack.shape, dtype=dtype)
+    done = [0]
+    lock = threading.Lock()
+    integer = dtype.kind in "iu"
+    info = np.iinfo(dtype) if integer else None
+
+    def one(k: int) -> None:
+        if cancelled is not None and cancelled():
+            raise LoadCancelled()
+        s = stack.slices[k]
+        target = out[k]
+        try:
+            raw = decode_plane(s.file, s.frame, into=target if stack.components == 1 else None)
+        except Exception as exc:  # noqa: BLE001 - reported with the file name
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"{os.path.basename(s.file.path)}: {msg}") from exc
+        if raw.shape != target.shape:
+            raise ValueError(
+                f"{os.path.basename(s.file.path)}: decoded shape {raw.shape}, "
+                f"expected {target.shape}"
+            )
+        if stack.components == 3:
+            target[...] = raw
+        elif integer:
+            lo, hi = int(raw.min()), int(raw.max())
+            a, b = sorted((lo * s.slope + s.intercept, hi * s.slope + s.intercept))
+            if a < info.min or b > info.max:
+                raise _Overflow()
+            if s.slope != 1:
+                target[...] = raw.astype(np.int64) * int(s.slope) + int(s.intercept)
+            elif raw is target:
+                if s.intercept:
+                    target += target.dtype.type(s.intercept)
+            else:
+                np.add(raw, int(s.intercept), out=target, dtype=np.int64, casting="unsafe")
+        else:
+            np.multiply(raw, s.slope, out=target, dtype=np.float32, casting="unsafe")
+            target += np.float32(s.intercept)
+        with lock:
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], n)
+
+    workers = workers or min(4, os.cpu_count() or 1)
+    if n < 8 or workers == 1:
+        for k in range(n):
+            one(k)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for fut in [pool.submit(one, k) for k in range(n)]:
+                fut.result()
+    return out
+
+
+def default_window(modality: str, array: np.ndarray) -> tuple[float, float]:
+    """Window (centre, width) when the file gives none: mediastinum for CT, else robust range."""
+    if modality == "CT":
+        return 40.0, 400.0
+    sample = array[..., ::4, ::4] if array.ndim >= 3 else array
+    lo, hi = np.percentile(sample, [0.5, 99.5])
+    if hi <= lo:
+        hi = lo + 1
+    return float((lo + hi) / 2), float(hi - lo)

@@ -1,0 +1,76 @@
+"""Decode one image plane (a file, or a frame of a multi-frame file) to a numpy array.
+
+Native little-endian grayscale data is read straight from the file at the offset found
+during the header scan (no dataset parse, one buffer). Everything else — compressed
+syntaxes (JPEG baseline/lossless, JPEG-LS, JPEG 2000, RLE via pylibjpeg and gdcm),
+big-endian, deflated, colour and palette images — goes through pydicom's pixel pipeline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+from pydicom.pixels import apply_color_lut
+from pydicom.pixels import pixel_array as pydicom_pixel_array
+
+from viewer.core.dicom.scan import FileHeader
+
+
+def _native_dtype(f: FileHeader) -> np.dtype | None:
+    if f.samples != 1 or not f.photometric.startswith("MONOCHROME"):
+        return None
+    kinds = {8: "i1", 16: "i2", 32: "i4"} if f.pixel_representation else {8: "u1", 16: "u2", 32: "u4"}
+    code = kinds.get(f.bits_allocated)
+    return np.dtype("<" + code) if code else None
+
+
+def _fix_bits_stored(arr: np.ndarray, f: FileHeader) -> np.ndarray:
+    """Drop bits above BitsStored (old files keep overlays there) and sign-extend."""
+    extra = f.bits_allocated - f.bits_stored
+    if extra <= 0 or f.bits_allocated > 32:
+        return arr
+    if f.pixel_representation:
+        return (arr << extra) >> extra
+    return arr & ((1 << f.bits_stored) - 1)
+
+
+def decode_plane(f: FileHeader, frame: int, into: np.ndarray | None = None) -> np.ndarray:
+    """Stored values of one plane: (rows, columns) or (rows, columns, 3) for colour.
+
+    Colour data comes back as RGB (YBR converted, palette applied). When ``into`` is given
+    and the file holds exactly that dtype uncompressed, the bytes are read straight into it
+    and ``into`` is returned. Raises on any decoding problem; callers report the message.
+    """
+    dtype = _native_dtype(f)
+    if f.is_native and dtype is not None:
+        count = f.rows * f.columns
+        nbytes = count * dtype.itemsize
+        if f.pixel_length is not None and f.pixel_length < (frame + 1) * nbytes:
+            raise ValueError(
+                f"pixel data too short: {f.pixel_length} bytes, expected "
+                f"{f.number_of_frames * nbytes}"
+            )
+        direct = (
+            into is not None
+            and into.dtype == dtype
+            and into.flags.c_contiguous
+            and f.bits_stored == f.bits_allocated
+        )
+        arr = into if direct else np.empty((f.rows, f.columns), dtype=dtype)
+        with open(f.path, "rb") as fh:
+            fh.seek(f.pixel_offset + frame * nbytes)
+            if fh.readinto(memoryview(arr).cast("B")) != nbytes:
+                raise ValueError("file truncated inside its pixel data")
+        return arr if direct else _fix_bits_stored(arr, f)
+    if f.photometric.startswith("PALETTE"):
+        ds = pydicom.dcmread(f.path)
+        arr = ds.pixel_array
+        if f.number_of_frames > 1:
+            arr = arr[frame]
+        return apply_color_lut(arr, ds)
+    index = frame if f.number_of_frames > 1 else None
+    if f.transfer_syntax == "1.2.840.10008.1.2.1.99":  # deflated: pydicom needs the dataset
+        ds = pydicom.dcmread(f.path)
+        arr = ds.pixel_array
+        return arr[frame] if f.number_of_frames > 1 else arr
+    return pydicom_pixel_array(f.path, index=index)

@@ -1,0 +1,1 @@
+"""Writers for volumes and masks (NIfTI, NRRD...)."""
