@@ -94,20 +94,28 @@ def format_table(index: StudyIndex) -> str:
 
 # -- convert ---------------------------------------------------------------------------------
 def cmd_convert(args) -> int:
-    from viewer.core.export.volume_files import write_volume
+    from viewer.core.dicom.loaders import stored_plane_ranges
+    from viewer.core.export.volume_files import write_nifti_from_planes, write_volume
 
     if not args.out.lower().endswith(VOLUME_SUFFIXES):
         raise UsageError(f"OUT must end in .nii, .nii.gz or .nrrd: {args.out}")
     index = build_index(args.path, workers=os.cpu_count() or 1)
     entry = _pick_series(index, args.series)
-    volume = load_series(entry)
-    for w in volume.warnings:
+    for w in entry.warnings:
         print(f"{PROG}: warning: {w}", file=sys.stderr)
-    write_volume(volume, args.out)
-    g = volume.geometry
+    ranges = stored_plane_ranges(entry.stack) if entry.stack is not None else None
+    if ranges is not None and args.out.lower().endswith(".nii"):
+        # uncompressed DICOM to .nii: the kernel copies stored values, NIfTI scl_* rescales
+        dtype, slope, intercept, planes = ranges
+        geometry = entry.stack.geometry
+        write_nifti_from_planes(args.out, geometry, dtype, planes, slope, intercept)
+    else:
+        volume = load_series(entry)
+        geometry, dtype = volume.geometry, volume.array.dtype
+        write_volume(volume, args.out)
     print(
-        f"wrote {args.out} ({_fmt_dims(g.shape)} {volume.array.dtype}, "
-        f"{_fmt_dims(g.spacing, '{:.4g}')} mm)"
+        f"wrote {args.out} ({_fmt_dims(geometry.shape)} {dtype}, "
+        f"{_fmt_dims(geometry.spacing, '{:.4g}')} mm)"
     )
     return 0
 

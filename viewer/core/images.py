@@ -99,7 +99,8 @@ def read_image_file(path: str | Path) -> Volume:
 
 
 def _is_gray(rgb: np.ndarray) -> bool:
-    return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
+    first = rgb[..., 0]
+    return bool(np.array_equal(first, rgb[..., 1]) and np.array_equal(first, rgb[..., 2]))
 
 
 def _fits_int16(array: np.ndarray) -> bool:

@@ -163,3 +163,37 @@ def default_window(modality: str, array: np.ndarray) -> tuple[float, float]:
     if hi <= lo:
         hi = lo + 1
     return float((lo + hi) / 2), float(hi - lo)
+
+
+def stored_plane_ranges(stack: Stack):
+    """Where each plane's stored values sit on disk, if they can be copied without decoding.
+
+    Returns ``(dtype, slope, intercept, [(path, byte offset), ...])`` in k order when every
+    plane is native little-endian grayscale with BitsStored == BitsAllocated and one shared
+    rescale, so a writer that can record a linear scaling (NIfTI scl_slope/scl_inter) may
+    copy the bytes file-to-file; None otherwise.
+    """
+    from viewer.core.dicom.pixels import _native_dtype
+
+    f = stack.first
+    dtype = _native_dtype(f)
+    if stack.error or dtype is None or stack.components != 1:
+        return None
+    rescale = {(s.slope, s.intercept) for s in stack.slices}
+    if len(rescale) != 1:
+        return None
+    nbytes = f.rows * f.columns * dtype.itemsize
+    ranges = []
+    for s in stack.slices:
+        p = s.file
+        if (
+            not p.is_native
+            or _native_dtype(p) != dtype
+            or p.bits_stored != p.bits_allocated
+            or (p.rows, p.columns) != (f.rows, f.columns)
+            or (p.pixel_length or 0) < (s.frame + 1) * nbytes
+        ):
+            return None
+        ranges.append((p.path, p.pixel_offset + s.frame * nbytes))
+    slope, intercept = rescale.pop()
+    return dtype, slope, intercept, ranges

@@ -19,7 +19,8 @@ from viewer.core.dicom.scan import FileHeader
 def _native_dtype(f: FileHeader) -> np.dtype | None:
     if f.samples != 1 or not f.photometric.startswith("MONOCHROME"):
         return None
-    kinds = {8: "i1", 16: "i2", 32: "i4"} if f.pixel_representation else {8: "u1", 16: "u2", 32: "u4"}
+    signed = {8: "i1", 16: "i2", 32: "i4"}
+    kinds = signed if f.pixel_representation else {8: "u1", 16: "u2", 32: "u4"}
     code = kinds.get(f.bits_allocated)
     return np.dtype("<" + code) if code else None
 
@@ -62,15 +63,37 @@ def decode_plane(f: FileHeader, frame: int, into: np.ndarray | None = None) -> n
             if fh.readinto(memoryview(arr).cast("B")) != nbytes:
                 raise ValueError("file truncated inside its pixel data")
         return arr if direct else _fix_bits_stored(arr, f)
-    if f.photometric.startswith("PALETTE"):
-        ds = pydicom.dcmread(f.path)
-        arr = ds.pixel_array
-        if f.number_of_frames > 1:
-            arr = arr[frame]
-        return apply_color_lut(arr, ds)
     index = frame if f.number_of_frames > 1 else None
     if f.transfer_syntax == "1.2.840.10008.1.2.1.99":  # deflated: pydicom needs the dataset
         ds = pydicom.dcmread(f.path)
         arr = ds.pixel_array
-        return arr[frame] if f.number_of_frames > 1 else arr
-    return pydicom_pixel_array(f.path, index=index)
+        arr = arr[frame] if f.number_of_frames > 1 else arr
+        return apply_color_lut(arr, _palette_header(f)) if _is_palette(f) else arr
+    # the scan's syntax also covers files without a File Meta header (ACR-NEMA style)
+    options = {"transfer_syntax_uid": f.transfer_syntax} if f.transfer_syntax else {}
+    arr = pydicom_pixel_array(f.path, index=index, **options)
+    return apply_color_lut(arr, _palette_header(f)) if _is_palette(f) else arr
+
+
+def _is_palette(f: FileHeader) -> bool:
+    return f.photometric.startswith("PALETTE")
+
+
+def _palette_header(f: FileHeader):
+    """The header (no pixels) holding the palette LUTs, with 16-bit LUT data little endian.
+
+    pydicom 3.0's apply_color_lut reads non-segmented LUT data (OW) as little endian even in
+    big-endian files (OBXXXX1A_expb.dcm came out with every entry byte-swapped).
+    """
+    ds = pydicom.dcmread(f.path, stop_before_pixels=True, force=True)
+    if f.transfer_syntax == "1.2.840.10008.1.2.2":
+        for colour in ("Red", "Green", "Blue", "Alpha"):
+            data = f"{colour}PaletteColorLookupTableData"
+            desc = f"{colour}PaletteColorLookupTableDescriptor"
+            if data not in ds or desc not in ds or not isinstance(ds[data].value, bytes):
+                continue
+            elem = ds[data]
+            entries = ds[desc].value[0] or 65536
+            if len(elem.value) % 2 == 0 and len(elem.value) == 2 * entries:
+                elem.value = np.frombuffer(elem.value, ">u2").astype("<u2").tobytes()
+    return ds

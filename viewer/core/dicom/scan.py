@@ -6,6 +6,7 @@ more :class:`SliceHeader` (one per frame) or as a :class:`Skipped` entry with a 
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -27,11 +28,14 @@ _KEYWORDS = (
     "RescaleIntercept RescaleSlope Rows SOPClassUID SOPInstanceUID SamplesPerPixel "
     "SeriesDescription SeriesInstanceUID SeriesNumber SharedFunctionalGroupsSequence "
     "SliceThickness SpacingBetweenSlices StackID StudyDate StudyDescription StudyInstanceUID "
+    "GridFrameOffsetVector "
     "TemporalPositionIdentifier TemporalPositionIndex WindowCenter WindowWidth "
     "PlanePositionSequence PlaneOrientationSequence PixelMeasuresSequence "
     "PixelValueTransformationSequence FrameContentSequence FrameVOILUTSequence"
 ).split()
 _TAGS = {kw: tag_for_keyword(kw) for kw in _KEYWORDS}
+DEFLATED_SYNTAX = "1.2.840.10008.1.2.1.99"
+_DICOMDIR_REASON = "DICOMDIR (index file; the files it lists are scanned directly)"
 NATIVE_SYNTAXES = {
     "1.2.840.10008.1.2",  # implicit VR little endian
     "1.2.840.10008.1.2.1",  # explicit VR little endian
@@ -181,6 +185,18 @@ def _floats(value, n):
     return out if len(out) == n else None
 
 
+def _spacing(*values) -> tuple[float, float] | None:
+    """First usable (row, column) pixel spacing in mm: two finite values > 0, else None.
+
+    Real files carry zero or empty spacings (e.g. RG1_UNCR.dcm: 0/0); those mean "unknown".
+    """
+    for value in values:
+        pair = _floats(value, 2) if value is not None else None
+        if pair is not None and all(math.isfinite(v) and v > 0 for v in pair):
+            return pair
+    return None
+
+
 def _window(ds) -> tuple[float, float] | None:
     c, w = _get(ds, "WindowCenter"), _get(ds, "WindowWidth")
     if c is None or w is None:
@@ -226,7 +242,9 @@ def read_file_header(path: Path) -> tuple[list[SliceHeader], str | None]:
             if not ts and not preamble:
                 ts = "1.2.840.10008.1.2" if ds.is_implicit_VR else "1.2.840.10008.1.2.1"
             pixel = _pixel_element(fh, ts) if ts in NATIVE_SYNTAXES else None
-            has_pixels = pixel is not None or _has_pixel_tag(fh)
+            # a deflated dataset is inflated in memory: the file position says nothing there,
+            # so take the image module's word for it (decoding reports missing pixel data)
+            has_pixels = pixel is not None or ts == DEFLATED_SYNTAX or _has_pixel_tag(fh)
     except InvalidDicomError:
         return [], "not a DICOM file"
     except Exception as exc:  # noqa: BLE001 - any malformed file is reported, never fatal
@@ -235,7 +253,7 @@ def read_file_header(path: Path) -> tuple[list[SliceHeader], str | None]:
         return [], "not a DICOM file"
     sop_class = str(_get(ds, "SOPClassUID", ""))
     if sop_class == "1.2.840.10008.1.3.10" or "DirectoryRecordSequence" in ds:
-        return [], "DICOMDIR (index file; the files it lists are scanned directly)"
+        return [], _DICOMDIR_REASON
     if "Rows" not in ds or not has_pixels:
         name = UID(sop_class).name if sop_class else "unknown SOP class"
         return [], f"no image pixel data ({name})"
@@ -289,7 +307,7 @@ def _slices_from_dataset(ds, path: Path, ts: str, pixel) -> list[SliceHeader]:
     base = dict(
         position=_floats(_get(ds, "ImagePositionPatient"), 3),
         orientation=_floats(_get(ds, "ImageOrientationPatient"), 6),
-        pixel_spacing=_floats(_get(ds, "PixelSpacing") or _get(ds, "ImagerPixelSpacing"), 2),
+        pixel_spacing=_spacing(_get(ds, "PixelSpacing"), _get(ds, "ImagerPixelSpacing")),
         slice_thickness=_num(_get(ds, "SliceThickness")),
         slope=_num(_get(ds, "RescaleSlope"), 1.0) or 1.0,
         intercept=_num(_get(ds, "RescaleIntercept"), 0.0),
@@ -300,7 +318,32 @@ def _slices_from_dataset(ds, path: Path, ts: str, pixel) -> list[SliceHeader]:
     )
     if frames == 1 and "PerFrameFunctionalGroupsSequence" not in ds:
         return [SliceHeader(file=fh, frame=0, **base)]
+    if "PerFrameFunctionalGroupsSequence" not in ds and _get(ds, "GridFrameOffsetVector"):
+        return list(_grid_frames(ds, fh, base, frames))
     return list(_frames(ds, fh, base, frames))
+
+
+def _grid_frames(ds, fh: FileHeader, base: dict, frames: int) -> Iterable[SliceHeader]:
+    """Frames of a multi-frame image placed by GridFrameOffsetVector (RT Dose, C.8.8.3.2).
+
+    Offsets are along the normal of ImageOrientationPatient from ImagePositionPatient; when
+    the first offset is not 0 they are absolute z values, so they are taken relative to it.
+    """
+    offsets = _floats(_get(ds, "GridFrameOffsetVector"), frames)
+    position, orientation = base["position"], base["orientation"]
+    for n in range(frames):
+        values = dict(base)
+        if offsets is not None and position is not None and orientation is not None:
+            row, col = orientation[:3], orientation[3:]
+            normal = (
+                row[1] * col[2] - row[2] * col[1],
+                row[2] * col[0] - row[0] * col[2],
+                row[0] * col[1] - row[1] * col[0],
+            )
+            step = offsets[n] - offsets[0]
+            values["position"] = tuple(p + step * v for p, v in zip(position, normal))
+        values["instance_number"] = n + 1
+        yield SliceHeader(file=fh, frame=n, **values)
 
 
 def _group(item, seq_name):
@@ -331,7 +374,7 @@ def _frames(ds, fh: FileHeader, base: dict, frames: int) -> Iterable[SliceHeader
             values["orientation"] = _floats(_get(orient, "ImageOrientationPatient"), 6)
         measures = pick(item, "PixelMeasuresSequence")
         if measures is not None:
-            values["pixel_spacing"] = _floats(_get(measures, "PixelSpacing"), 2)
+            values["pixel_spacing"] = _spacing(_get(measures, "PixelSpacing"))
             values["slice_thickness"] = _num(_get(measures, "SliceThickness"))
             if fh.spacing_between_slices is None:
                 fh.spacing_between_slices = _num(_get(measures, "SpacingBetweenSlices"))
@@ -385,9 +428,7 @@ def scan(
         if is_image_file(path):
             result.image_files.append(str(apath))
         elif path.name.upper() == "DICOMDIR":
-            result.skipped.append(
-                Skipped(str(apath), "DICOMDIR (index file; the files it lists are scanned directly)")
-            )
+            result.skipped.append(Skipped(str(apath), _DICOMDIR_REASON))
         else:
             dicom_paths.append(apath)
     total = len(dicom_paths)

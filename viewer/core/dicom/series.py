@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from viewer.core.dicom.scan import SliceHeader, Skipped
+from viewer.core.dicom.scan import Skipped, SliceHeader
 from viewer.core.geometry import VolumeGeometry
 
 POSITION_TOL_MM = 1e-3
@@ -131,8 +131,8 @@ def _build(series_uid: str, group: list[SliceHeader]) -> list[Stack]:
         return [_build_unpositioned(series_uid, group)]
     row, col, normal = _normal(group[0].orientation)
     dist = {id(s): float(np.dot(s.position, normal)) for s in group}
-    tie = (
-        lambda s: (
+    def tie(s):
+        return (
             s.echo_number or 0,
             s.temporal_position or 0,
             s.extra_keys,
@@ -140,7 +140,7 @@ def _build(series_uid: str, group: list[SliceHeader]) -> list[Stack]:
             s.instance_number or 0,
             s.frame,
         )
-    )
+
     ordered = sorted(group, key=lambda s: (round(dist[id(s)] / POSITION_TOL_MM), tie(s)))
     # split planes sharing a position: the n-th plane at each position goes to stack n
     occurrences: list[list[SliceHeader]] = []

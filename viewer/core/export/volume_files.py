@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from viewer.core.geometry import VolumeGeometry
 from viewer.core.volume import Volume
 
 # NIfTI-1 datatype codes (nifti1.h)
@@ -67,11 +68,87 @@ def write_volume(volume: Volume, path: str | os.PathLike, description: str = "ra
     path = Path(path)
     name = path.name.lower()
     if name.endswith((".nii", ".nii.gz")):
-        header = nifti_header(volume, description)
+        header = nifti_header(
+            volume.geometry, volume.array.dtype, volume.is_color, description=description
+        )
         return _atomic_write(path, header + b"\0\0\0\0", volume.array, name.endswith(".gz"))
     if name.endswith(".nrrd"):
         return _atomic_write(path, nrrd_header(volume), volume.array, False)
     raise ExportError(f"unsupported output type {path.name!r}: use .nii, .nii.gz or .nrrd")
+
+
+def write_nifti_from_planes(
+    path: str | os.PathLike,
+    geometry: VolumeGeometry,
+    dtype: np.dtype,
+    planes: list[tuple[str, int]],
+    slope: float = 1.0,
+    intercept: float = 0.0,
+    description: str = "radview",
+) -> Path:
+    """Write an uncompressed .nii by copying stored plane bytes file-to-file (no decode).
+
+    ``planes`` lists (file, byte offset) of each k plane's stored values; the modality
+    rescale goes into scl_slope/scl_inter as dcm2niix does, so readers that apply the NIfTI
+    scaling (nibabel, ITK) see the same values as :func:`write_volume`. The kernel copies
+    the bytes (copy_file_range), several planes at a time.
+    """
+    path = Path(path)
+    if not path.name.lower().endswith(".nii"):
+        raise ExportError("plane copy writes uncompressed .nii only")
+    header = nifti_header(geometry, dtype, description=description, scaling=(slope, intercept))
+    header += b"\0\0\0\0"
+    nbytes = geometry.shape[1] * geometry.shape[2] * dtype.itemsize
+    return _atomic_copy(path, header, planes, nbytes)
+
+
+def _copy_planes(src_dst: list[tuple[str, int, int]], out_fd: int, nbytes: int) -> None:
+    for src, src_offset, dst_offset in src_dst:
+        with open(src, "rb") as fh:
+            fd = fh.fileno()
+            done = 0
+            while done < nbytes:
+                try:
+                    n = os.copy_file_range(
+                        fd, out_fd, nbytes - done, src_offset + done, dst_offset + done
+                    )
+                except OSError:
+                    n = 0
+                if n <= 0:  # not supported here, or short file: plain positional I/O
+                    chunk = os.pread(fd, nbytes - done, src_offset + done)
+                    if not chunk:
+                        raise ExportError(f"{os.path.basename(src)}: file truncated")
+                    n = os.pwrite(out_fd, chunk, dst_offset + done)
+                done += n
+
+
+def _atomic_copy(path: Path, header: bytes, planes, nbytes: int) -> Path:
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ExportError(f"output folder does not exist: {folder}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    try:
+        os.write(fd, header)
+        jobs = [(src, off, len(header) + k * nbytes) for k, (src, off) in enumerate(planes)]
+        os.ftruncate(fd, len(header) + len(planes) * nbytes)
+        workers = 2 if len(jobs) >= 16 else 1
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for fut in [pool.submit(_copy_planes, jobs[w::workers], fd, nbytes)
+                        for w in range(workers)]:
+                fut.result()
+        os.close(fd)
+        fd = -1
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
 
 
 def _quaternion(rotation: np.ndarray) -> tuple[np.ndarray, float] | None:
@@ -99,22 +176,30 @@ def _quaternion(rotation: np.ndarray) -> tuple[np.ndarray, float] | None:
     return q[1:], qfac
 
 
-def nifti_header(volume: Volume, description: str = "radview") -> bytes:
-    """The 348-byte NIfTI-1 header for ``volume`` (sform and, when rigid, qform in RAS)."""
-    arr = volume.array
-    g = volume.geometry
+def nifti_header(
+    g: VolumeGeometry,
+    dtype: np.dtype,
+    color: bool = False,
+    description: str = "radview",
+    scaling: tuple[float, float] = (1.0, 0.0),
+) -> bytes:
+    """The 348-byte NIfTI-1 header (sform and, when rigid, qform in RAS).
+
+    ``scaling`` = (scl_slope, scl_inter): readers compute value = stored * slope + inter.
+    """
+    dtype = np.dtype(dtype)
     h = np.zeros((), dtype=_HEADER)
     h["sizeof_hdr"] = 348
     h["regular"] = b"r"
     nk, nj, ni = g.shape
-    if volume.is_color:
-        if arr.dtype != np.uint8:
+    if color:
+        if dtype != np.uint8:
             raise ExportError("NIfTI stores colour as 8-bit RGB only")
         code, bitpix = _NIFTI_RGB24, 24
     else:
-        if arr.dtype not in _NIFTI_TYPES:
-            raise ExportError(f"no NIfTI type for {arr.dtype}")
-        code, bitpix = _NIFTI_TYPES[arr.dtype], arr.dtype.itemsize * 8
+        if dtype not in _NIFTI_TYPES:
+            raise ExportError(f"no NIfTI type for {dtype}")
+        code, bitpix = _NIFTI_TYPES[dtype], dtype.itemsize * 8
     h["dim"] = [3, ni, nj, nk, 1, 1, 1, 1]
     h["datatype"], h["bitpix"] = code, bitpix
     affine = g.ijk_to_ras_matrix()
@@ -130,7 +215,7 @@ def nifti_header(volume: Volume, description: str = "radview") -> bytes:
         h["qoffset_x"], h["qoffset_y"], h["qoffset_z"] = affine[:3, 3]
         h["qform_code"] = 1
     h["vox_offset"] = 352.0
-    h["scl_slope"], h["scl_inter"] = 1.0, 0.0
+    h["scl_slope"], h["scl_inter"] = scaling
     h["xyzt_units"] = 2 | 8  # mm, s
     h["descrip"] = description.encode("ascii", "replace")[:79]
     h["magic"] = b"n+1\0"
