@@ -50,7 +50,7 @@ def cmd_info(args) -> int:
     index = build_index(args.path, workers=os.cpu_count() or 1)
     if args.check:
         for entry in index.series:
-            check_series(entry)
+            check_series(entry, processes=os.cpu_count() or 1)
     if args.json:
         json.dump(index.to_json(), sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -110,7 +110,7 @@ def cmd_convert(args) -> int:
         geometry = entry.stack.geometry
         write_nifti_from_planes(args.out, geometry, dtype, planes, slope, intercept)
     else:
-        volume = load_series(entry)
+        volume = load_series(entry, processes=os.cpu_count() or 1)
         geometry, dtype = volume.geometry, volume.array.dtype
         write_volume(volume, args.out)
     print(

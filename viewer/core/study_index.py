@@ -174,8 +174,12 @@ def load_series(
     entry: SeriesEntry,
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    processes: int = 1,
 ) -> Volume:
-    """Decode one series into a Volume (raises ValueError with a one-line reason)."""
+    """Decode one series into a Volume (raises ValueError with a one-line reason).
+
+    ``processes`` > 1 decodes compressed planes in forked processes (CLI only).
+    """
     if entry.status.startswith("error"):
         raise ValueError(entry.status[len("error: ") :])
     if entry.image_path is not None:
@@ -183,15 +187,15 @@ def load_series(
             return read_image_file(entry.image_path)
         except Exception as exc:  # noqa: BLE001
             raise ValueError(_first_line(exc)) from exc
-    return load_stack(entry.stack, progress, cancelled)
+    return load_stack(entry.stack, progress, cancelled, processes=processes)
 
 
-def check_series(entry: SeriesEntry) -> None:
+def check_series(entry: SeriesEntry, processes: int = 1) -> None:
     """Decode every image of ``entry`` and set its status ("ok" or "error: <reason>")."""
     if entry.status.startswith("error"):
         return
     try:
-        load_series(entry)
+        load_series(entry, processes=processes)
     except MemoryError:
         entry.status = "error: not enough memory to decode this series"
     except Exception as exc:  # noqa: BLE001

@@ -7,8 +7,9 @@ parallel threads (file reads and the C decoders release the GIL).
 
 from __future__ import annotations
 
+import mmap
+import multiprocessing as mp
 import os
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -65,17 +66,24 @@ def load_stack(
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     workers: int | None = None,
+    processes: int = 1,
 ) -> Volume:
-    """Decode every plane of ``stack`` into one volume in modality units (HU for CT)."""
+    """Decode every plane of ``stack`` into one volume in modality units (HU for CT).
+
+    Uncompressed planes are read by ``workers`` threads (I/O releases the GIL). Compressed
+    planes hold the GIL while decoding, so with ``processes`` > 1 they are decoded by that
+    many forked processes writing into one shared anonymous mapping (no copies); only
+    callers without GUI threads (the CLI) should ask for processes.
+    """
     if stack.error:
         raise ValueError(stack.error)
     dtype = output_dtype(stack)
     try:
-        array = _decode_all(stack, dtype, progress, cancelled, workers)
+        array = _decode_all(stack, dtype, progress, cancelled, workers, processes)
     except _Overflow:
-        array = _decode_all(stack, np.dtype(np.int32), progress, cancelled, workers)
+        array = _decode_all(stack, np.dtype(np.int32), progress, cancelled, workers, processes)
     f = stack.first
-    volume = Volume(
+    return Volume(
         array=array,
         geometry=stack.geometry,
         modality=f.modality,
@@ -95,62 +103,100 @@ def load_stack(
             "sop_class": f.sop_class,
         },
     )
-    return volume
 
 
-def _decode_all(stack, dtype, progress, cancelled, workers) -> np.ndarray:
+def _decode_into(stack: Stack, out: np.ndarray, k: int) -> None:
+    """Decode plane k of ``stack`` and store its modality values in ``out[k]``."""
+    s = stack.slices[k]
+    target = out[k]
+    try:
+        raw = decode_plane(s.file, s.frame, into=target if stack.components == 1 else None)
+    except Exception as exc:  # noqa: BLE001 - reported with the file name
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{os.path.basename(s.file.path)}: {msg}") from exc
+    if raw.shape != target.shape:
+        raise ValueError(
+            f"{os.path.basename(s.file.path)}: decoded shape {raw.shape}, "
+            f"expected {target.shape}"
+        )
+    if stack.components == 3:
+        target[...] = raw
+    elif out.dtype.kind in "iu":
+        info = np.iinfo(out.dtype)
+        lo, hi = int(raw.min()), int(raw.max())
+        a, b = sorted((lo * s.slope + s.intercept, hi * s.slope + s.intercept))
+        if a < info.min or b > info.max:
+            raise _Overflow()
+        if s.slope != 1:
+            target[...] = raw.astype(np.int64) * int(s.slope) + int(s.intercept)
+        elif raw is target:
+            if s.intercept:
+                target += target.dtype.type(s.intercept)
+        else:
+            np.add(raw, int(s.intercept), out=target, dtype=np.int64, casting="unsafe")
+    else:
+        np.multiply(raw, s.slope, out=target, dtype=np.float32, casting="unsafe")
+        target += np.float32(s.intercept)
+
+
+_FORKED: tuple | None = None  # (stack, out) inherited by forked decoder processes
+
+
+def _decode_chunk(ks: list[int]) -> int:
+    stack, out = _FORKED
+    for k in ks:
+        _decode_into(stack, out, k)
+    return len(ks)
+
+
+def _decode_all(stack, dtype, progress, cancelled, workers, processes) -> np.ndarray:
+    global _FORKED
     n = len(stack.slices)
-    out = np.empty(stack.shape, dtype=dtype)
-    done = [0]
-    lock = threading.Lock()
-    integer = dtype.kind in "iu"
-    info = np.iinfo(dtype) if integer else None
+    compressed = not all(s.file.is_native for s in stack.slices)
+    forked = compressed and processes > 1 and n >= 16 and "fork" in mp.get_all_start_methods()
+    if forked:
+        nbytes = int(np.prod(stack.shape, dtype=np.int64)) * dtype.itemsize
+        shared = mmap.mmap(-1, max(nbytes, 1))  # MAP_SHARED: children write, parent reads
+        out = np.frombuffer(shared, dtype=dtype, count=nbytes // dtype.itemsize)
+        out = out.reshape(stack.shape)
+    else:
+        out = np.empty(stack.shape, dtype=dtype)
+    done = 0
 
-    def one(k: int) -> None:
+    def step(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress is not None:
+            progress(done, n)
         if cancelled is not None and cancelled():
             raise LoadCancelled()
-        s = stack.slices[k]
-        target = out[k]
-        try:
-            raw = decode_plane(s.file, s.frame, into=target if stack.components == 1 else None)
-        except Exception as exc:  # noqa: BLE001 - reported with the file name
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ValueError(f"{os.path.basename(s.file.path)}: {msg}") from exc
-        if raw.shape != target.shape:
-            raise ValueError(
-                f"{os.path.basename(s.file.path)}: decoded shape {raw.shape}, "
-                f"expected {target.shape}"
-            )
-        if stack.components == 3:
-            target[...] = raw
-        elif integer:
-            lo, hi = int(raw.min()), int(raw.max())
-            a, b = sorted((lo * s.slope + s.intercept, hi * s.slope + s.intercept))
-            if a < info.min or b > info.max:
-                raise _Overflow()
-            if s.slope != 1:
-                target[...] = raw.astype(np.int64) * int(s.slope) + int(s.intercept)
-            elif raw is target:
-                if s.intercept:
-                    target += target.dtype.type(s.intercept)
-            else:
-                np.add(raw, int(s.intercept), out=target, dtype=np.int64, casting="unsafe")
-        else:
-            np.multiply(raw, s.slope, out=target, dtype=np.float32, casting="unsafe")
-            target += np.float32(s.intercept)
-        with lock:
-            done[0] += 1
-            if progress is not None:
-                progress(done[0], n)
 
+    if forked:
+        _FORKED = (stack, out)
+        chunks = [list(range(k, min(n, k + 4))) for k in range(0, n, 4)]
+        try:
+            with mp.get_context("fork").Pool(processes) as pool:
+                for count in pool.imap_unordered(_decode_chunk, chunks):
+                    step(count)
+        finally:
+            _FORKED = None
+        return out
     workers = workers or min(4, os.cpu_count() or 1)
     if n < 8 or workers == 1:
         for k in range(n):
-            one(k)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for fut in [pool.submit(one, k) for k in range(n)]:
+            _decode_into(stack, out, k)
+            step(1)
+        return out
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_decode_into, stack, out, k) for k in range(n)]
+        try:
+            for fut in futures:
                 fut.result()
+                step(1)
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
     return out
 
 

@@ -164,10 +164,7 @@ def _build(series_uid: str, group: list[SliceHeader]) -> list[Stack]:
 
 def _spatial_stack(series_uid, planes, row, col, normal, dist) -> Stack:
     first = planes[0]
-    rs, cs = first.pixel_spacing or (1.0, 1.0)
-    warnings: list[str] = []
-    if first.pixel_spacing is None:
-        warnings.append("no pixel spacing in the header: 1 mm assumed")
+    (rs, cs), warnings = _pixel_spacing(first)
     d = np.array([dist[id(s)] for s in planes])
     slice_dir = normal
     if len(planes) > 1:
@@ -211,11 +208,21 @@ def _spatial_stack(series_uid, planes, row, col, normal, dist) -> Stack:
     return _checked(Stack(series_uid, planes, geometry, warnings=warnings))
 
 
+def _pixel_spacing(plane: SliceHeader) -> tuple[tuple[float, float], list[str]]:
+    """(row spacing, column spacing) in mm, 1 mm with a warning when absent or invalid."""
+    spacing = plane.pixel_spacing
+    if spacing is None:
+        return (1.0, 1.0), ["no pixel spacing in the header: 1 mm assumed"]
+    if min(spacing) <= 0 or not all(np.isfinite(spacing)):
+        shown = "\\".join(f"{v:g}" for v in spacing)
+        return (1.0, 1.0), [f"invalid pixel spacing {shown}: 1 mm assumed"]
+    return spacing, []
+
+
 def _build_unpositioned(series_uid, group) -> Stack:
     planes = sorted(group, key=lambda s: (s.instance_number or 0, s.file.path, s.frame))
     first = planes[0]
-    rs, cs = first.pixel_spacing or (1.0, 1.0)
-    warnings = []
+    (rs, cs), warnings = _pixel_spacing(first)
     if len(planes) > 1:
         warnings.append("no patient position in the headers: planes ordered by instance number")
     spacing = first.file.spacing_between_slices or first.slice_thickness or 1.0
