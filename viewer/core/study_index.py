@@ -103,17 +103,23 @@ def _check_path(path: str | os.PathLike) -> Path:
 
 
 def build_index(
-    path: str | os.PathLike,
+    path: str | os.PathLike | list,
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     workers: int = 1,
 ) -> StudyIndex:
     """Scan headers under ``path`` and group them into series (no pixels decoded).
 
+    ``path`` may also be a list of files and folders (files dropped on the viewer).
     ``workers`` > 1 parses headers in forked processes (for the CLI; not from GUI threads).
     """
-    root = _check_path(path)
-    result = scan(root, progress, cancelled, workers=workers)
+    if isinstance(path, (list, tuple)):
+        roots = [_check_path(p) for p in path]
+        root = Path(os.path.commonpath([str(r.absolute()) for r in roots]))
+    else:
+        roots = [_check_path(path)]
+        root = roots[0]
+    result = scan(roots, progress, cancelled, workers=workers)
     stacks, dupes = plan_stacks(result.slices)
     index = StudyIndex(str(root.absolute()), skipped=result.skipped + dupes)
     index.cancelled = result.cancelled

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pydicom
+from pydicom.pixels import apply_modality_lut
 
 from viewer.core.dicom.pixels import decode_plane
 from viewer.core.dicom.series import Stack
@@ -42,10 +44,15 @@ def _stored_range(stack: Stack) -> tuple[int, int]:
 
 def output_dtype(stack: Stack) -> np.dtype:
     """Smallest dtype holding the modality values (int16 for CT when it fits)."""
+    f = stack.first
     if stack.components == 3:
-        f = stack.first
-        palette = f.photometric.startswith("PALETTE")  # LUT entries may be 16-bit
-        return np.dtype(np.uint8 if f.bits_allocated <= 8 and not palette else np.uint16)
+        if f.photometric.startswith("PALETTE"):  # LUT entries may be 16-bit
+            return np.dtype(np.uint16)
+        if f.bits_allocated <= 8:
+            return np.dtype(np.uint8)
+        return np.dtype(np.uint16 if f.bits_allocated <= 16 else np.uint32)
+    if any(s.file.has_modality_lut for s in stack.slices):
+        return np.dtype(np.int32)  # LUT output: up to 16 bits, signedness from the LUT
     slopes = {s.slope for s in stack.slices}
     intercepts = {s.intercept for s in stack.slices}
     if any(v != int(v) for v in slopes | intercepts):
@@ -121,6 +128,9 @@ def _decode_into(stack: Stack, out: np.ndarray, k: int) -> None:
         )
     if stack.components == 3:
         target[...] = raw
+    elif s.file.has_modality_lut:
+        ds = pydicom.dcmread(s.file.path, stop_before_pixels=True, force=True)
+        target[...] = apply_modality_lut(raw, ds)
     elif out.dtype.kind in "iu":
         info = np.iinfo(out.dtype)
         lo, hi = int(raw.min()), int(raw.max())

@@ -80,6 +80,8 @@ class FileHeader:
     window: tuple[float, float] | None = None
     gantry_tilt: float = 0.0
     spacing_between_slices: float | None = None
+    #: a Modality LUT Sequence replaces the linear rescale (PS3.3 C.11.1)
+    has_modality_lut: bool = False
 
     @property
     def is_native(self) -> bool:
@@ -300,6 +302,7 @@ def _slices_from_dataset(ds, path: Path, ts: str, pixel) -> list[SliceHeader]:
         planar_configuration=_int(_get(ds, "PlanarConfiguration"), 0),
         window=_window(ds),
         gantry_tilt=_num(_get(ds, "GantryDetectorTilt"), 0.0),
+        has_modality_lut="ModalityLUTSequence" in ds,
         spacing_between_slices=_num(_get(ds, "SpacingBetweenSlices")),
     )
     if pixel is not None:
@@ -409,7 +412,7 @@ def _read_all(paths: list[Path], workers: int):
 
 
 def scan(
-    root: str | os.PathLike,
+    root: str | os.PathLike | list,
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     workers: int = 1,
@@ -420,12 +423,16 @@ def scan(
     and stops the scan early (the result then has ``cancelled=True``). ``workers`` > 1 reads
     headers in that many forked processes.
     """
-    root = Path(root)
+    roots = [Path(r) for r in root] if isinstance(root, (list, tuple)) else [Path(root)]
     result = ScanResult()
     dicom_paths = []
-    for path in iter_files(root):
+    paths = [p for r in roots for p in iter_files(r)]
+    for path in dict.fromkeys(paths):  # a file dropped twice is scanned once
         apath = Path(path.absolute())
-        if is_image_file(path):
+        if not path.is_file():  # opening a named pipe would block the scan forever
+            what = "broken symbolic link" if path.is_symlink() else "pipe, socket or device"
+            result.skipped.append(Skipped(str(apath), f"not a regular file ({what})"))
+        elif is_image_file(path):
             result.image_files.append(str(apath))
         elif path.name.upper() == "DICOMDIR":
             result.skipped.append(Skipped(str(apath), _DICOMDIR_REASON))
