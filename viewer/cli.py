@@ -1,8 +1,9 @@
-"""Headless commands: ``radview info`` and ``radview convert``.
+"""Headless commands: ``radview info``, ``radview convert`` and ``radview screenshot``.
 
 Scripts rely on these exactly (see README). Bad input gives one line on stderr and a
-non-zero exit, never a traceback. Only ``viewer.core`` is imported here: no Qt, VTK or
-TensorFlow, so the commands start fast.
+non-zero exit, never a traceback. Only ``viewer.core`` is imported at module level: no Qt,
+VTK or TensorFlow, so the commands start fast; ``screenshot`` imports ``viewer.render``
+(VTK, offscreen, no display needed) inside the command.
 """
 
 from __future__ import annotations
@@ -16,6 +17,13 @@ from viewer.core.study_index import PathError, StudyIndex, build_index, check_se
 
 PROG = "radview"
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd")
+SCREENSHOT_LAYOUTS = ("single", "mpr", "2x2")
+#: default --size per layout (width, height) in pixels
+SCREENSHOT_SIZES = {"single": (800, 800), "mpr": (1500, 500), "2x2": (1000, 1000)}
+MAX_SCREENSHOT_SIDE = 8192
+
+
+SUBCOMMANDS = ("info", "convert", "screenshot")
 
 
 class UsageError(Exception):
@@ -28,7 +36,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Offline radiology viewer with an AI assistant.")
+    parser = _Parser(
+        prog=PROG,
+        usage=f"{PROG} [PATH ...] | {PROG} COMMAND ...",
+        description="Offline radiology viewer with an AI assistant (research use only). "
+        f"Without a command, '{PROG} [PATH ...]' opens the viewer window, on PATH if given.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     info = sub.add_parser("info", help="list the series in a DICOM file or folder")
@@ -42,6 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("out", metavar="OUT", help="output .nii, .nii.gz or .nrrd")
     conv.add_argument("--series", metavar="UID", help="series UID (see radview info)")
     conv.set_defaults(func=cmd_convert)
+
+    shot = sub.add_parser("screenshot", help="render a series headless and write a PNG")
+    shot.add_argument("path", metavar="PATH", help="DICOM file or folder, or an image file")
+    shot.add_argument("--out", required=True, metavar="FILE.png", help="PNG to write")
+    shot.add_argument("--layout", choices=SCREENSHOT_LAYOUTS,
+                      help="single (default for one image), mpr (default for a volume), 2x2")
+    shot.add_argument("--window", metavar="NAME|C,W",
+                      help="preset name (lung, mediastinum, bone, brain, abdomen) or C,W")
+    shot.add_argument("--series", metavar="UID", help="series UID (see radview info)")
+    shot.add_argument("--size", metavar="WxH", help="image size in pixels, e.g. 1500x500")
+    shot.set_defaults(func=cmd_screenshot)
     return parser
 
 
@@ -144,10 +168,79 @@ def _pick_series(index: StudyIndex, uid: str | None):
     return index.find(None)
 
 
+# -- screenshot ------------------------------------------------------------------------------
+def _parse_size(text: str) -> tuple[int, int]:
+    parts = text.lower().replace("\u00d7", "x").split("x")
+    try:
+        w, h = (int(p.strip()) for p in parts)
+    except ValueError:
+        raise UsageError(
+            f"--size must be WIDTHxHEIGHT in pixels, e.g. 1500x500: {text!r}"
+        ) from None
+    if not (16 <= w <= MAX_SCREENSHOT_SIDE and 16 <= h <= MAX_SCREENSHOT_SIDE):
+        raise UsageError(f"--size sides must be 16 to {MAX_SCREENSHOT_SIDE} pixels: {text!r}")
+    return w, h
+
+
+def _check_png_target(out: str) -> None:
+    if not out.lower().endswith(".png"):
+        raise UsageError(f"--out must end in .png: {out}")
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise PathError(f"output folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PathError(f"output folder is not writable: {folder}")
+    if os.path.isdir(out):
+        raise PathError(f"--out is a folder: {out}")
+
+
+def cmd_screenshot(args) -> int:
+    from viewer.core.windowing import parse_window
+
+    _check_png_target(args.out)
+    size = _parse_size(args.size) if args.size else None
+    window = None
+    if args.window is not None:
+        try:
+            window = parse_window(args.window).as_tuple()
+        except ValueError as exc:
+            raise UsageError(f"--window: {exc}") from None
+    index = build_index(args.path, workers=os.cpu_count() or 1)
+    entry = _pick_series(index, args.series)
+    volume = load_series(entry, processes=os.cpu_count() or 1)
+    layout = args.layout or ("single" if volume.geometry.shape[0] == 1 else "mpr")
+    if layout != "single" and volume.geometry.shape[0] < 2:
+        raise UsageError(f"--layout {layout} needs a volume; this series is a single image")
+    size = size or SCREENSHOT_SIZES[layout]
+    from viewer.render.offscreen import render_layout_png  # VTK only now, only here
+
+    render_layout_png(volume, args.out, layout=layout, window=window, size=size)
+    print(f"wrote {args.out} ({size[0]}x{size[1]})")
+    return 0
+
+
 # -- entry -----------------------------------------------------------------------------------
+def _gui(paths: list[str]) -> int:
+    """``radview [PATH...]``: the viewer window (Qt and VTK load only here)."""
+    for p in paths:
+        if not os.path.exists(p):
+            raise UsageError(f"no such file or folder: {p}")
+    if (sys.platform.startswith("linux") and not os.environ.get("DISPLAY")
+            and not os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("QT_QPA_PLATFORM")):
+        raise UsageError("no display to open the viewer on (DISPLAY is not set); "
+                         f"the headless commands are: {', '.join(sorted(SUBCOMMANDS))}")
+    from viewer.qt.app import main as gui_main
+
+    target = paths[0] if len(paths) == 1 else paths
+    return gui_main([target] if paths else [])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if not argv or not (argv[0] in SUBCOMMANDS or argv[0].startswith("-")):
+            return _gui(argv)
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
