@@ -181,7 +181,7 @@ def test_roi_measurement_stats_on_its_slice():
     assert m.position_mm == pytest.approx(centre[2])
     assert m.value() == pytest.approx(math.pi * 20)
     assert m.stats(vol).mean == 40.0
-    assert m.summary(vol).startswith("mean 40.0 HU, SD 0.0")
+    assert m.summary(vol).startswith("mean 40.0 HU, SD 0.0\nmin 40, max 40 HU")
 
 
 def test_measurement_list_per_slice_and_signal():

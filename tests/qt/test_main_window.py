@@ -201,3 +201,75 @@ def test_corrupt_folder_shows_message_and_window_survives(qtbot, window, tmp_pat
     _open(qtbot, window, good)
     assert window.session.volume.geometry.shape == SHAPE
     assert window.recent_folders()[0] == str(good)
+
+
+def test_presets_keys_and_persistence(qtbot, window, tmp_path):
+    _series(tmp_path / "s")
+    _open(qtbot, window, tmp_path / "s")
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=3000)
+    window.views.viewports["axial"].setFocus()
+    qtbot.keyClick(window.views.viewports["axial"], Qt.Key_3)  # bone
+    assert window.session.window.as_tuple() == (400, 1800)
+    window.session.set_window((-500, 1200))
+    window.store_preset("lung")
+    again = MainWindow(window.settings)
+    qtbot.addWidget(again)
+    assert again.presets()["lung"].as_tuple() == (-500, 1200)
+    assert "C -500, W 1200" in again.preset_actions["lung"].text()
+    again.restore_presets()
+    assert again.presets()["lung"].as_tuple() == (-600, 1500)
+    again.close()
+
+
+def test_ellipse_roi_and_angle(qtbot, window, tmp_path):
+    _series(tmp_path / "s")
+    _open(qtbot, window, tmp_path / "s")
+    axial = window.views.viewports["axial"]
+    view = axial.slice_view
+    centre = np.array(view.lps_to_display(window.session.cursor))
+    h = axial.height()
+    c = QPoint(int(centre[0]), int(h - centre[1]))
+    window.views.set_tool("ellipse")
+    qtbot.mousePress(axial, Qt.LeftButton, pos=c - QPoint(30, 20))
+    qtbot.mouseMove(axial, c + QPoint(30, 20))
+    qtbot.mouseRelease(axial, Qt.LeftButton, pos=c + QPoint(30, 20))
+    (roi,) = list(window.session.measurements)
+    stats = roi.stats(window.session.volume)
+    assert stats.unit == "HU" and stats.mean == pytest.approx(0.0) and stats.count > 50
+    assert "min 0, max 0 HU" in roi.summary(window.session.volume)
+    window.views.set_tool("angle")
+    for p in (c + QPoint(60, 0), c, c + QPoint(0, -60)):  # a right angle on screen
+        qtbot.mouseClick(axial, Qt.LeftButton, pos=p)
+    angle = [m for m in window.session.measurements if m.kind == "angle"]
+    assert len(angle) == 1 and angle[0].value() == pytest.approx(90.0, abs=0.5)
+
+
+def test_drop_opens_and_radiograph_gets_one_view(qtbot, window, tmp_path):
+    from PySide6.QtCore import QMimeData, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    from pydicom.data import get_testdata_file
+
+    cr = get_testdata_file("RG1_UNCR.dcm", download=False)
+    if cr is None:
+        pytest.skip("pydicom-data not installed")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(cr)])
+    event = QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    window.dropEvent(event)
+    qtbot.waitUntil(lambda: window.session.volume is not None, timeout=20000)
+    views = window.views.visible_viewports()
+    assert [vp.kind for vp in views] == ["image"]
+    assert window.session.invert  # MONOCHROME1 shown with bone white
+
+
+def test_cine_steps_through_slices(qtbot, window, tmp_path):
+    _series(tmp_path / "s")
+    _open(qtbot, window, tmp_path / "s")
+    view = window.views.viewports["axial"].slice_view
+    start = view.slice_index()
+    window.views.toggle_cine()
+    qtbot.waitUntil(lambda: view.slice_index() != start, timeout=3000)
+    window.views.toggle_cine()
+    assert not window.views._cine.isActive()

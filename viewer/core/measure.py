@@ -258,7 +258,8 @@ class Measurement:
         return roi_stats(volume, self.orientation, corners[0], corners[1], self.kind)
 
     def summary(self, volume: Volume | None = None) -> str:
-        """One line for the overlay: "12.3 mm", "45.0°", "mean 40.2 HU, SD 3.1, 113 mm²"."""
+        """Overlay text: "12.3 mm", "45.0°", or for ROIs two lines
+        "mean 40.2 HU, SD 3.1" / "min 12, max 85 HU, 113.1 mm²"."""
         if self.kind == "length":
             return f"{self.value():.1f} mm"
         if self.kind == "angle":
@@ -267,7 +268,10 @@ class Measurement:
             return f"{self.value():.1f} mm²"
         s = self.stats(volume)
         unit = f" {s.unit}" if s.unit else ""
-        return f"mean {s.mean:.1f}{unit}, SD {s.sd:.1f}, {s.area_mm2:.1f} mm²"
+        if s.count == 0:
+            return f"no voxels, {s.area_mm2:.1f} mm²"
+        return (f"mean {s.mean:.1f}{unit}, SD {s.sd:.1f}\n"
+                f"min {s.min:.4g}, max {s.max:.4g}{unit}, {s.area_mm2:.1f} mm²")
 
 
 class MeasurementList:

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from viewer.core.session import Session
 from viewer.core.study_index import SeriesEntry, StudyIndex, build_index, load_series
-from viewer.core.windowing import PRESETS, WindowLevel
+from viewer.core.windowing import PRESETS, WindowLevel, parse_window
 from viewer.qt.panels import SeriesBrowser, TagBrowser, WindowHistogram
 from viewer.qt.shortcuts import SHORTCUTS, ShortcutsDialog
 from viewer.qt.viewport import ViewGrid
@@ -128,10 +128,17 @@ class MainWindow(QMainWindow):
             self.layout_actions[name] = act
         v.addSeparator()
         presets = v.addMenu("Window &presets")
+        self.preset_actions = {}
         for n, name in enumerate(PRESETS, 1):
-            wl = PRESETS[name]
-            self._action(presets, f"{name.title()} (C {wl.center:g}, W {wl.width:g})",
-                         lambda _=False, p=name: self.session.apply_preset(p), str(n))
+            self.preset_actions[name] = self._action(
+                presets, name, lambda _=False, p=name: self.apply_preset(p), str(n))
+        presets.addSeparator()
+        store = presets.addMenu("Save current window as")
+        for n, name in enumerate(PRESETS, 1):
+            self._action(store, name.title(), lambda _=False, p=name: self.store_preset(p),
+                         f"Ctrl+Shift+{n}")
+        self._action(presets, "Restore default presets", self.restore_presets)
+        self._refresh_presets()
         self._action(v, "&Invert", self.session.toggle_invert, "I")
         self._action(v, "&Reset view", self.views.reset, "R")
         self.crosshair_action = self._action(v, "&Crosshair", self.views.set_crosshair_visible,
@@ -185,6 +192,35 @@ class MainWindow(QMainWindow):
             act = self.recent_menu.addAction(path)
             act.triggered.connect(lambda _=False, p=path: self.open_path(p))
         self.recent_menu.setEnabled(bool(self.recent_folders()))
+
+    # -- window presets (user values persist in the settings) -----------------------------
+    def presets(self) -> dict[str, WindowLevel]:
+        out = dict(PRESETS)
+        for name in PRESETS:
+            text = self.settings.value(f"presets/{name}")
+            if text:
+                try:
+                    out[name] = parse_window(str(text))
+                except ValueError:
+                    pass  # a hand-edited bad value: keep the default
+        return out
+
+    def apply_preset(self, name: str) -> None:
+        self.session.set_window(self.presets()[name])
+
+    def store_preset(self, name: str) -> None:
+        wl = self.session.window
+        self.settings.setValue(f"presets/{name}", f"{wl.center:g},{wl.width:g}")
+        self._refresh_presets()
+        self.statusBar().showMessage(f"Preset {name} is now C {wl.center:g}, W {wl.width:g}", 5000)
+
+    def restore_presets(self) -> None:
+        self.settings.remove("presets")
+        self._refresh_presets()
+
+    def _refresh_presets(self) -> None:
+        for name, wl in self.presets().items():
+            self.preset_actions[name].setText(f"{name.title()} (C {wl.center:g}, W {wl.width:g})")
 
     def set_layout(self, name: str) -> None:
         if name not in self.layout_actions:
