@@ -246,10 +246,9 @@ def test_ellipse_roi_and_angle(qtbot, window, tmp_path):
 
 
 def test_drop_opens_and_radiograph_gets_one_view(qtbot, window, tmp_path):
+    from pydicom.data import get_testdata_file
     from PySide6.QtCore import QMimeData, QUrl
     from PySide6.QtGui import QDropEvent
-
-    from pydicom.data import get_testdata_file
 
     cr = get_testdata_file("RG1_UNCR.dcm", download=False)
     if cr is None:
