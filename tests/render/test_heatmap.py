@@ -76,4 +76,5 @@ def test_shape_mismatch_and_lut():
     with pytest.raises(ValueError, match="does not match"):
         HeatmapLayer(view, 0, np.zeros((10, 10), np.float32))
     lut = heatmap_lut("inferno", threshold=0.25, opacity=0.7)
-    assert lut.GetTableValue(0)[3] == 0.0 and lut.GetTableValue(255)[3] == pytest.approx(0.7, abs=1 / 255)
+    assert lut.GetTableValue(0)[3] == 0.0
+    assert lut.GetTableValue(255)[3] == pytest.approx(0.7, abs=1 / 255)
