@@ -24,7 +24,9 @@ from PySide6.QtWidgets import (
 from viewer.core.session import Session
 from viewer.core.study_index import SeriesEntry, StudyIndex, build_index, load_series
 from viewer.core.windowing import PRESETS, WindowLevel, parse_window
+from viewer.qt.ai_controller import AIController
 from viewer.qt.panels import SeriesBrowser, TagBrowser, WindowHistogram
+from viewer.qt.panels.ai_panel import AIPanel
 from viewer.qt.shortcuts import SHORTCUTS, ShortcutsDialog
 from viewer.qt.viewport import ViewGrid
 from viewer.qt.workers import TaskRunner
@@ -52,9 +54,14 @@ class MainWindow(QMainWindow):
         self.browser = SeriesBrowser()
         self.tags = TagBrowser()
         self.histogram = WindowHistogram()
+        self.ai_panel = AIPanel()
         self._dock("Series", self.browser, Qt.LeftDockWidgetArea)
-        self._dock("DICOM tags", self.tags, Qt.RightDockWidgetArea)
+        ai_dock = self._dock("AI assistant", self.ai_panel, Qt.RightDockWidgetArea)
+        tags_dock = self._dock("DICOM tags", self.tags, Qt.RightDockWidgetArea)
+        self.tabifyDockWidget(ai_dock, tags_dock)
+        ai_dock.raise_()
         self._dock("Window", self.histogram, Qt.RightDockWidgetArea)
+        self.ai = AIController(self)
         self._build_status_bar()
         self._build_menus()
 
@@ -270,6 +277,7 @@ class MainWindow(QMainWindow):
     def _scanned(self, path, index: StudyIndex) -> None:
         self._scan_task = None
         self.index = index
+        self.ai.results.clear()  # results are kept per image while one study is open
         self.browser.set_index(index)
         if isinstance(path, str):
             self._remember(os.path.abspath(path))
@@ -382,8 +390,10 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Stop background work and release the views (idempotent)."""
         self.cancel_work()
+        self.ai.cancel()
         self.tasks.cancel_all()
         self.tasks.wait_all(3000)
+        self.ai.shutdown()
         self.views.shutdown()
         QTimer.singleShot(0, lambda: None)
 
