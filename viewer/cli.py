@@ -1,9 +1,10 @@
-"""Headless commands: ``radview info``, ``radview convert`` and ``radview screenshot``.
+"""Headless commands: ``radview info``, ``convert``, ``screenshot`` and ``classify``.
 
 Scripts rely on these exactly (see README). Bad input gives one line on stderr and a
 non-zero exit, never a traceback. Only ``viewer.core`` is imported at module level: no Qt,
 VTK or TensorFlow, so the commands start fast; ``screenshot`` imports ``viewer.render``
-(VTK, offscreen, no display needed) inside the command.
+(VTK, offscreen, no display needed) inside the command; ``classify`` runs the model in a
+separate AI process (``ai.process``): TensorFlow is never imported into this one.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ SCREENSHOT_SIZES = {"single": (800, 800), "mpr": (1500, 500), "2x2": (1000, 1000
 MAX_SCREENSHOT_SIDE = 8192
 
 
-SUBCOMMANDS = ("info", "convert", "screenshot")
+SUBCOMMANDS = ("info", "convert", "screenshot", "classify")
 
 
 class UsageError(Exception):
@@ -66,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     shot.add_argument("--series", metavar="UID", help="series UID (see radview info)")
     shot.add_argument("--size", metavar="WxH", help="image size in pixels, e.g. 1500x500")
     shot.set_defaults(func=cmd_screenshot)
+
+    cls = sub.add_parser("classify", help="classify radiographs with a model (AI process)")
+    cls.add_argument("paths", nargs="+", metavar="PATH",
+                     help="DICOM file or folder (each series), PNG or JPEG")
+    cls.add_argument("--model", required=True, metavar="NAME", help="model name (registry)")
+    cls.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    cls.add_argument("--cam-dir", metavar="DIR",
+                     help="write each input's class activation map as DIR/<stem>.npy")
+    cls.set_defaults(func=cmd_classify)
     return parser
 
 
@@ -217,6 +227,129 @@ def cmd_screenshot(args) -> int:
     render_layout_png(volume, args.out, layout=layout, window=window, size=size)
     print(f"wrote {args.out} ({size[0]}x{size[1]})")
     return 0
+
+
+# -- classify --------------------------------------------------------------------------------
+def _classify_inputs(path: str):
+    """Yield (source, image2d, meta) or (source, None, error) for one PATH argument.
+
+    A folder or DICOM file gives each image series in it: a single-image series its image,
+    a volume (CT) its middle slice (k = n // 2, source = that slice's file).
+    """
+    from ai.classify import image_from_volume
+
+    absolute = os.path.abspath(path)
+    if not os.path.exists(path):
+        yield absolute, None, "no such file or folder"
+        return
+    try:
+        index = build_index(path, workers=os.cpu_count() or 1)
+    except (PathError, OSError, ValueError) as exc:
+        yield absolute, None, _one_line(exc)
+        return
+    for skipped in index.skipped:
+        if os.path.basename(skipped.path).upper() != "DICOMDIR":
+            yield skipped.path, None, skipped.reason
+    if not index.series and not index.skipped:
+        yield absolute, None, "no image found"
+    for entry in index.series:
+        source = entry.files[0] if entry.files else absolute
+        try:
+            volume = load_series(entry)
+            image, meta = image_from_volume(volume)
+            k = meta["slice_index"]
+            if len(volume.files) == volume.geometry.shape[0]:
+                source = volume.files[k]
+        except MemoryError:
+            yield source, None, "not enough memory to load this series"
+            continue
+        except Exception as exc:  # noqa: BLE001 - a bad file is reported, the rest goes on
+            yield source, None, _one_line(exc)
+            continue
+        yield source, image, meta
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
+def _cam_target(folder: str, source: str, used: set[str]) -> str:
+    """``folder/<stem of source>.npy``; ``<stem>-2.npy``... if two inputs share a stem."""
+    stem = os.path.splitext(os.path.basename(source))[0] or "image"
+    name, n = f"{stem}.npy", 1
+    while name in used:
+        n += 1
+        name = f"{stem}-{n}.npy"
+    used.add(name)
+    return os.path.join(folder, name)
+
+
+def cmd_classify(args) -> int:
+    import numpy as np
+
+    from ai.process.client import AIClient, AIProcessError, AIRequestError
+    from ai.registry import Registry, UnknownModelError
+
+    registry = Registry()
+    try:
+        spec = registry.get(args.model)
+    except UnknownModelError as exc:
+        raise UsageError(str(exc)) from None
+    if spec.task != "classification":
+        raise UsageError(f"model {spec.name!r} is a {spec.task} model, not a classifier")
+    if args.cam_dir:
+        try:
+            os.makedirs(args.cam_dir, exist_ok=True)
+        except OSError as exc:
+            raise PathError(f"cannot create --cam-dir {args.cam_dir}: {exc.strerror}") from None
+    with AIClient(registry) as client:
+        client.start()  # the AI process imports TensorFlow while the inputs are read
+        inputs = [item for path in args.paths for item in _classify_inputs(path)]
+        try:
+            info = client.load_model(spec)
+        except (AIRequestError, AIProcessError) as exc:
+            raise PathError(f"model {spec.name!r} cannot be used: {exc}") from None
+        results, used = [], set()
+        for source, image, meta in inputs:
+            if image is None:
+                results.append({"source": source, "error": meta})
+                continue
+            try:
+                pred = client.classify(image, meta, spec, cam=bool(args.cam_dir))
+            except (AIRequestError, AIProcessError) as exc:
+                results.append({"source": source, "error": _one_line(exc)})
+                continue
+            entry = {"source": source, "label": pred.label, "probabilities": pred.probabilities}
+            if args.cam_dir:
+                target = _cam_target(args.cam_dir, source, used)
+                cam = pred.cam if pred.cam is not None else np.zeros(image.shape, np.float32)
+                np.save(target, cam.astype(np.float32))
+                entry["cam"] = os.path.abspath(target)
+            results.append(entry)
+    model = {"name": spec.name, "version": spec.version, "device": info.get("device", "")}
+    if args.json:
+        json.dump({"model": model, "results": results}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_predictions(model, spec.classes, results))
+    return 0
+
+
+def format_predictions(model: dict, classes, results: list[dict]) -> str:
+    """Readable table: one row per input, the label and each class's probability."""
+    lines = [f"model {model['name']} {model['version']} on {model['device']} "
+             "(research use only, not for diagnostic use)", ""]
+    width = max([len(r["source"]) for r in results] + [6])
+    head = f"{'source':<{width}}  {'label':<12}" + "".join(f"{c[:10]:>11}" for c in classes)
+    lines.append(head)
+    for r in results:
+        if "error" in r:
+            lines.append(f"{r['source']:<{width}}  error: {r['error']}")
+            continue
+        probs = "".join(f"{r['probabilities'][c]:>11.3f}" for c in classes)
+        lines.append(f"{r['source']:<{width}}  {r['label']:<12}{probs}")
+    return "\n".join(lines) + "\n"
 
 
 # -- entry -----------------------------------------------------------------------------------

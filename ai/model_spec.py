@@ -1,0 +1,236 @@
+"""ModelSpec: one model's ``model.json`` parsed and checked (data only, never code).
+
+The format is documented in ``resources/models/README.md``. Every problem is reported as a
+:class:`ModelSpecError` whose message is one line naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ai.transforms import Pipeline, TransformError, build_pipeline, output_shape
+
+FORMAT = 1
+TASKS = ("classification", "segmentation")
+CAM_METHODS = ("cam", "gradcam")
+WEIGHT_SUFFIXES = (".keras", ".h5")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ModelSpecError(ValueError):
+    """A model.json that cannot be used (one-line message)."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The model input: (batch, height, width, channels) float32, sizes in pixels."""
+
+    height: int
+    width: int
+    channels: int
+
+
+@dataclass(frozen=True)
+class CamSpec:
+    """How to explain a classification: ``cam`` (GAP → dense) or ``gradcam`` (any model).
+
+    Layer names may be None: the backend then picks the last layer with a 4-D output
+    (``conv_layer``) and the last Dense layer (``dense_layer``).
+    """
+
+    method: str
+    conv_layer: str | None = None
+    dense_layer: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model folder's spec. ``folder`` is where model.json was found (absolute)."""
+
+    name: str
+    version: str
+    task: str
+    input: InputSpec
+    preprocessing: tuple[dict, ...]
+    weights_file: str
+    weights_sha256: str
+    folder: Path
+    modalities: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
+    labels: dict[int, str] = field(default_factory=dict)
+    positive_class: str | None = None
+    cam: CamSpec | None = None
+    card: str | None = None
+    intended_use: str = ""
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def weights_path(self) -> Path:
+        return self.folder / self.weights_file
+
+    @property
+    def card_path(self) -> Path | None:
+        """The model card (Markdown) if the spec names one and it exists."""
+        if not self.card:
+            return None
+        path = self.folder / self.card
+        return path if path.is_file() else None
+
+    @property
+    def helper_models(self) -> tuple[str, ...]:
+        """Names of the models the preprocessing needs (``lung_crop``'s segmentation model)."""
+        return tuple(s["model"] for s in self.preprocessing if s.get("op") == "lung_crop")
+
+    def pipeline(self, context: Mapping | None = None) -> Pipeline:
+        """The preprocessing pipeline (``context["segment"]`` for lung_crop steps)."""
+        return build_pipeline(self.preprocessing, context)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelSpec:
+        """Read and check ``path`` (a model.json, or the folder holding one)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "model.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ModelSpecError(f"{path}: no such file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelSpecError(f"{path}: cannot read: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise ModelSpecError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        return cls.from_dict(data, path.parent.absolute(), source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, folder: str | Path, source: str = "model.json") -> ModelSpec:
+        """Check a parsed model.json; raise ModelSpecError("<source>: <field>: <problem>")."""
+        try:
+            return _parse(data, Path(folder))
+        except ModelSpecError as exc:
+            raise ModelSpecError(f"{source}: {exc}") from None
+
+
+def _get(data: Mapping, key: str, types, required: bool = True, default=None):
+    if key not in data:
+        if required:
+            raise ModelSpecError(f"missing field {key!r}")
+        return default
+    value = data[key]
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in _tuple(types)):
+        want = "/".join(t.__name__ for t in _tuple(types))
+        raise ModelSpecError(f"field {key!r} must be {want}, got {value!r}"[:200])
+    return value
+
+
+def _tuple(types) -> tuple:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _strings(value: Any, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ModelSpecError(f"field {key!r} must be a list of non-empty strings")
+    if len(set(value)) != len(value):
+        raise ModelSpecError(f"field {key!r} has duplicates")
+    return tuple(value)
+
+
+def _parse(data: Any, folder: Path) -> ModelSpec:
+    if not isinstance(data, Mapping):
+        raise ModelSpecError("the top level must be a JSON object")
+    fmt = _get(data, "format", int)
+    if fmt != FORMAT:
+        raise ModelSpecError(f"format {fmt} is not supported (this radview reads {FORMAT})")
+    name = _get(data, "name", str)
+    if not _NAME.match(name):
+        raise ModelSpecError(f"name {name!r} must be lower-case letters, digits, '.', '_', '-'")
+    version = _get(data, "version", str)
+    task = _get(data, "task", str)
+    if task not in TASKS:
+        raise ModelSpecError(f"task {task!r} must be one of {', '.join(TASKS)}")
+    modalities = _strings(_get(data, "modalities", list, False, []), "modalities")
+
+    inp = _get(data, "input", dict)
+    sizes = {k: _get(inp, k, int) for k in ("height", "width", "channels")}
+    if sizes["height"] < 1 or sizes["width"] < 1:
+        raise ModelSpecError("input height and width must be >= 1")
+    if sizes["channels"] not in (1, 3):
+        raise ModelSpecError(f"input.channels must be 1 or 3, got {sizes['channels']}")
+    input_spec = InputSpec(**sizes)
+
+    steps = _get(data, "preprocessing", list)
+    try:
+        build_pipeline(steps)
+    except TransformError as exc:
+        raise ModelSpecError(f"preprocessing: {exc}") from None
+    final = output_shape(steps)
+    if final != (input_spec.height, input_spec.width):
+        raise ModelSpecError(
+            "preprocessing must end with a resize or letterbox to the input "
+            f"{input_spec.height}x{input_spec.width} (it gives {final or 'a variable size'})"
+        )
+
+    classes: tuple[str, ...] = ()
+    labels: dict[int, str] = {}
+    positive = None
+    if task == "classification":
+        classes = _strings(_get(data, "classes", list), "classes")
+        if len(classes) < 2:
+            raise ModelSpecError("classes must name at least 2 classes")
+        positive = _get(data, "positive_class", str, False)
+        if positive is not None and positive not in classes:
+            raise ModelSpecError(f"positive_class {positive!r} is not one of the classes")
+    else:
+        raw = _get(data, "labels", dict)
+        try:
+            labels = {int(k): v for k, v in raw.items()}
+        except ValueError:
+            raise ModelSpecError("labels keys must be channel numbers ('0', '1', ...)") from None
+        if sorted(labels) != list(range(len(labels))) or len(labels) < 2:
+            raise ModelSpecError("labels must number the channels 0..n-1 (n >= 2)")
+        if not all(isinstance(v, str) and v for v in labels.values()):
+            raise ModelSpecError("labels values must be non-empty names")
+
+    cam = None
+    if "cam" in data and data["cam"] is not None:
+        c = _get(data, "cam", dict)
+        method = _get(c, "method", str)
+        if method not in CAM_METHODS:
+            raise ModelSpecError(f"cam.method {method!r} must be one of {', '.join(CAM_METHODS)}")
+        cam = CamSpec(method, _get(c, "conv_layer", str, False), _get(c, "dense_layer", str, False))
+
+    w = _get(data, "weights", dict)
+    wfile = _get(w, "file", str)
+    if Path(wfile).name != wfile or wfile.startswith("."):
+        raise ModelSpecError(f"weights.file {wfile!r} must be a file name inside the model folder")
+    if not wfile.endswith(WEIGHT_SUFFIXES):
+        raise ModelSpecError(f"weights.file {wfile!r} must end in .keras or .h5")
+    sha = _get(w, "sha256", str).lower()
+    if not _SHA256.match(sha):
+        raise ModelSpecError("weights.sha256 must be 64 hexadecimal digits")
+
+    return ModelSpec(
+        name=name,
+        version=version,
+        task=task,
+        input=input_spec,
+        preprocessing=tuple(dict(s) for s in steps),
+        weights_file=wfile,
+        weights_sha256=sha,
+        folder=folder,
+        modalities=modalities,
+        classes=classes,
+        labels=labels,
+        positive_class=positive,
+        cam=cam,
+        card=_get(data, "card", str, False),
+        intended_use=_get(data, "intended_use", str, False, ""),
+        training=_get(data, "training", dict, False, {}),
+        metrics=_get(data, "metrics", dict, False, {}),
+    )

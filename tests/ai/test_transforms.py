@@ -1,0 +1,191 @@
+"""Preprocessing steps from model.json data, and their inverses for maps (no TensorFlow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ai.transforms import (
+    TransformError,
+    build_pipeline,
+    build_step,
+    output_shape,
+    resample_linear,
+)
+
+MONO2 = {"photometric": "MONOCHROME2", "modality": "CR"}
+MONO1 = {"photometric": "MONOCHROME1", "modality": "CR"}
+
+
+def _run(step: dict, image, meta=MONO2, context=None):
+    return build_pipeline([step], context).forward(image, meta)
+
+
+def test_to_display_inverts_monochrome1_only():
+    img = np.array([[0, 10], [20, 30]], dtype=np.float32)
+    out, _ = _run({"op": "to_display", "invert_monochrome1": True}, img, MONO1)
+    np.testing.assert_array_equal(out, [[30, 20], [10, 0]])
+    out, _ = _run({"op": "to_display", "invert_monochrome1": True}, img, MONO2)
+    np.testing.assert_array_equal(out, img)
+    out, _ = _run({"op": "to_display", "invert_monochrome1": False}, img, MONO1)
+    np.testing.assert_array_equal(out, img)
+
+
+def test_window_follows_dicom_linear_formula():
+    img = np.array([[-1000, -600, 40, 1000]], dtype=np.float32)
+    out, _ = _run({"op": "window", "center": 40, "width": 400}, img)
+    # PS3.3 C.11.2.1.2.1: ((x - (c - 0.5)) / (w - 1) + 0.5), clipped
+    expected = np.clip((img - 39.5) / 399 + 0.5, 0, 1)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    assert out.dtype == np.float32
+
+
+def test_percentile_scale_maps_percentiles_to_0_1():
+    img = np.arange(10000, dtype=np.float32).reshape(100, 100)
+    out, rec = _run({"op": "percentile_scale", "low": 1, "high": 99}, img)
+    assert out.min() == 0 and out.max() == 1
+    lo, hi = np.percentile(img, [1, 99])
+    assert rec.steps[0].data["low"] == pytest.approx(lo)
+    np.testing.assert_allclose(out[50, 50], (5050 - lo) / (hi - lo), atol=1e-6)
+    flat, _ = _run({"op": "percentile_scale", "low": 1, "high": 99}, np.ones((4, 4)))
+    assert not flat.any()
+
+
+def test_clip():
+    out, _ = _run({"op": "clip", "low": 0, "high": 1}, np.array([[-2, 0.5, 3]]))
+    np.testing.assert_array_equal(out, [[0, 0.5, 1]])
+
+
+def test_resize_half_pixel_convention_and_edges():
+    img = np.array([[0, 1, 2], [3, 4, 5]], dtype=np.float32)
+    up = resample_linear(img, (4, 6))
+    assert up.shape == (4, 6) and up.dtype == np.float32
+    # output pixel o samples input coordinate (o + 0.5) * n_in / n_out - 0.5
+    assert up[0, 0] == pytest.approx(0.0)  # clamped at the edge
+    assert up[1, 1] == pytest.approx(1.0)  # input (0.25, 0.25): 0.25 + 0.25 * 3
+    assert up[-1, -1] == pytest.approx(5.0)
+    # shrinking a constant keeps it; shrinking a checkerboard averages it (anti-aliasing)
+    board = (np.indices((64, 96)).sum(axis=0) % 2).astype(np.float32)
+    small = resample_linear(board, (8, 12))
+    np.testing.assert_allclose(small, 0.5, atol=1e-6)
+
+
+def test_letterbox_non_square_pads_and_keeps_aspect():
+    img = np.ones((50, 100), dtype=np.float32)
+    out, rec = _run({"op": "letterbox", "height": 64, "width": 64}, img)
+    assert out.shape == (64, 64)
+    top, left, nr, nc = rec.steps[0].data["inner"]
+    assert (top, left, nr, nc) == (16, 0, 32, 64)
+    assert out[:16].max() == 0 and out[48:].max() == 0 and out[16:48].min() == 1
+
+
+def test_lung_crop_uses_the_segmenter_and_margin():
+    img = np.zeros((100, 80), dtype=np.float32)
+    calls = []
+
+    def segment(name, image01):
+        calls.append((name, image01.shape))
+        mask = np.zeros(image01.shape, dtype=bool)
+        mask[20:60, 10:50] = True
+        return mask
+
+    step = {"op": "lung_crop", "model": "cxr-lungs", "margin": 0.1}
+    out, rec = _run(step, img, context={"segment": segment})
+    assert calls == [("cxr-lungs", (100, 80))]
+    assert rec.steps[0].data["box"] == (16, 64, 6, 54)
+    assert out.shape == (48, 48)
+    # no lung found: the whole image
+    out, rec = _run(step, img, context={"segment": lambda n, i: np.zeros(i.shape, bool)})
+    assert out.shape == (100, 80) and rec.steps[0].data["found"] is False
+    with pytest.raises(TransformError, match="segmenter"):
+        _run(step, img)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"op": "eval", "code": "1"}, "unknown preprocessing op"),
+        ({"op": "window", "center": 40}, "missing parameter 'width'"),
+        ({"op": "window", "center": 40, "width": 400, "x": 1}, "unknown parameter 'x'"),
+        ({"op": "letterbox", "height": 256.5, "width": 256}, "must be int"),
+        ({"op": "to_display", "invert_monochrome1": 1}, "must be bool"),
+        ({"op": "percentile_scale", "low": 99, "high": 1}, "low < high"),
+        ("window", "must be an object"),
+    ],
+)
+def test_bad_steps_are_refused_with_one_line(bad, message):
+    with pytest.raises(TransformError, match=message) as info:
+        build_step(bad)
+    assert "\n" not in str(info.value)
+
+
+def test_output_shape():
+    steps = [{"op": "percentile_scale", "low": 1, "high": 99},
+             {"op": "letterbox", "height": 32, "width": 48}]
+    assert output_shape(steps) == (32, 48)
+    assert output_shape(steps[:1]) is None
+
+
+def _fake_lungs(image01):
+    mask = np.zeros(image01.shape, dtype=bool)
+    mask[30:150, 40:260] = True  # a 120 x 220 box in a 200 x 300 image
+    return mask
+
+
+FULL = [
+    {"op": "to_display", "invert_monochrome1": True},
+    {"op": "percentile_scale", "low": 0.5, "high": 99.5},
+    {"op": "lung_crop", "model": "cxr-lungs", "margin": 0.05},
+    {"op": "letterbox", "height": 64, "width": 64},
+]
+
+
+def test_forward_puts_a_marker_where_expected_on_a_non_square_image():
+    img = np.zeros((200, 300), dtype=np.float32)
+    img[99:102, 199:202] = 100.0  # a bright 3x3 spot centred on (100, 200)
+    steps = [FULL[0], FULL[2], FULL[3]]  # a 9-pixel spot is above every percentile
+    pipe = build_pipeline(steps, {"segment": lambda name, im: _fake_lungs(im)})
+    x, rec = pipe.forward(img, MONO2)
+    assert x.shape == (64, 64)
+    # crop box (24, 156, 29, 271): 132 x 242, scale 64/242, inner rows 35 -> top 14
+    assert rec.steps[1].data["box"] == (24, 156, 29, 271)
+    top, left, nr, nc = rec.steps[2].data["inner"]
+    assert (top, left, nr, nc) == (14, 0, 35, 64)
+    peak = np.unravel_index(np.argmax(x), x.shape)
+    expect_r = top + (100 - 24 + 0.5) * nr / 132 - 0.5
+    expect_c = left + (200 - 29 + 0.5) * nc / 242 - 0.5
+    assert abs(peak[0] - expect_r) <= 1 and abs(peak[1] - expect_c) <= 1
+
+
+def test_inverse_puts_a_cam_peak_back_on_the_right_pixel_of_a_non_square_image():
+    img = np.random.default_rng(0).random((200, 300)).astype(np.float32)
+    pipe = build_pipeline(FULL, {"segment": lambda name, im: _fake_lungs(im)})
+    x, rec = pipe.forward(img, MONO1)
+    top, left, nr, nc = rec.steps[3].data["inner"]
+    r0, _, c0, _ = rec.steps[2].data["box"]
+    cam = np.zeros((64, 64), dtype=np.float32)
+    cam[30, 40] = 1.0  # inside the letterboxed image rows 14..48
+    back = pipe.inverse_map(cam, rec)
+    assert back.shape == (200, 300) and back.dtype == np.float32
+    # output pixel (30, 40) covers original coordinate (o - top + 0.5) * 132/35 - 0.5 + r0
+    expect_r = (30 - top + 0.5) * 132 / nr - 0.5 + r0
+    expect_c = (40 - left + 0.5) * 242 / nc - 0.5 + c0
+    peak = np.unravel_index(np.argmax(back), back.shape)
+    assert abs(peak[0] - expect_r) <= 1 and abs(peak[1] - expect_c) <= 1
+    # outside the lung box nothing
+    assert back[:r0].max() == 0 and back[:, :c0].max() == 0
+    assert back.max() > 0.5
+
+
+def test_inverse_of_a_full_map_is_one_inside_the_crop():
+    pipe = build_pipeline(
+        [{"op": "lung_crop", "model": "m", "margin": 0.0}, {"op": "resize", "height": 16,
+                                                              "width": 16}],
+        {"segment": lambda name, im: _fake_lungs(im)},
+    )
+    _, rec = pipe.forward(np.zeros((200, 300), np.float32), MONO2)
+    back = pipe.inverse_map(np.ones((16, 16), np.float32), rec)
+    assert back[30:150, 40:260].min() == pytest.approx(1.0)
+    assert back.sum() == pytest.approx(120 * 220)
+    with pytest.raises(TransformError, match="not the output shape"):
+        pipe.inverse_map(np.ones((8, 8)), rec)
