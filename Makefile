@@ -25,8 +25,10 @@ lint: setup
 	$(VENV)/bin/ruff check viewer ai tests benchmarks
 	$(VENV)/bin/lint-imports
 
+# TensorFlow and VTK rendering cannot share a process: two pytest runs
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not tensorflow"
+	$(PY) -m pytest -q -m tensorflow
 
 # Re-measure the shipped models on their held-out test sets; rewrites the metrics in
 # resources/models/*/model.json and MODEL_CARD.md (and the plots). A few CPU-minutes.
