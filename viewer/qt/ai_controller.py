@@ -8,12 +8,9 @@ model) while the study is open; the CAM of the shown plane is drawn over it.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QFileDialog
 
-from ai.classify import Cancelled, image_from_volume
-from ai.process.client import AIClient
-from ai.registry import Registry
 from viewer.render.heatmap import HeatmapLayer
 
 
@@ -24,8 +21,8 @@ class AIController(QObject):
         self.panel = window.ai_panel
         self.session = window.session
         self.views = window.views
-        self.registry = Registry()
-        self.client: AIClient | None = None
+        self.registry = None  # ai.registry.Registry, made after the window is shown
+        self.client = None  # ai.process.client.AIClient, started on the first run
         self.results: dict[tuple[str, int, str], object] = {}
         self.layer: HeatmapLayer | None = None
         self._layer_key: tuple | None = None
@@ -36,10 +33,16 @@ class AIController(QObject):
         self.panel.export_requested.connect(self.export_overlay)
         self.session.volume_changed.connect(lambda _v: self._volume_changed())
         self.session.cursor_changed.connect(lambda _c: self.show_current())
-        self.refresh_models()
+        # the ai package (registry, transforms, SimpleITK) loads after the first window
+        QTimer.singleShot(0, self.refresh_models)
 
     def refresh_models(self) -> None:
-        self.registry.rescan()
+        from ai.registry import Registry
+
+        if self.registry is None:
+            self.registry = Registry()
+        else:
+            self.registry.rescan()
         self.panel.set_models(self.registry.list_models("classification"))
 
     # -- which image ----------------------------------------------------------------------
@@ -70,7 +73,12 @@ class AIController(QObject):
         if volume is None or view is None or not model:
             self.panel.set_busy(False, "Open an image first.")
             return
+        from ai.classify import image_from_volume
+        from ai.process.client import AIClient
+
         image, meta = image_from_volume(volume, k)
+        if self.registry is None:
+            self.refresh_models()
         if self.client is None:
             self.client = AIClient(self.registry)
         client = self.client
@@ -107,7 +115,7 @@ class AIController(QObject):
 
     def _failed(self, message: str) -> None:
         self._task = None
-        if Cancelled.__name__ in message:
+        if "Cancelled" in message:
             message = "Cancelled."
         self.panel.set_busy(False, message)
 
