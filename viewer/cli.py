@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 
@@ -369,6 +370,8 @@ def _gui(paths: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # a frozen (PyInstaller) build starts the AI process by re-running this executable
+    multiprocessing.freeze_support()
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
