@@ -67,6 +67,7 @@ def test_classify_radiograph_shows_bars_and_heatmap(qtbot, window, tmp_path):
     assert "tiny-cam" in [panel.model_combo.itemData(i) for i in range(panel.model_combo.count())]
     assert panel.findChild(type(panel.status), "ai-notice").text().startswith("Research use")
     view = window.views.viewports["image"]
+    qtbot.waitUntil(lambda: view.isVisible() and view.width() > 200, timeout=5000)
     before = capture_rgb(view.GetRenderWindow())
     panel.model_combo.setCurrentIndex(panel.model_combo.findData("tiny-cam"))
     panel.run_button.click()

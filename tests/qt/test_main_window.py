@@ -50,6 +50,9 @@ def _open(qtbot, window, path):
     qtbot.waitUntil(lambda: window.session.volume is not None or bool(window.last_error),
                     timeout=20000)
     assert not window.last_error, window.last_error
+    shown = window.views.visible_viewports()
+    qtbot.waitUntil(lambda: all(vp.isVisible() and vp.width() > 100 for vp in shown),
+                    timeout=5000)
     QApplication.processEvents()
     window.views.render_all()
 

@@ -28,7 +28,7 @@ from viewer.qt.ai_controller import AIController
 from viewer.qt.panels import SeriesBrowser, TagBrowser, WindowHistogram
 from viewer.qt.panels.ai_panel import AIPanel
 from viewer.qt.shortcuts import SHORTCUTS, ShortcutsDialog
-from viewer.qt.viewport import ViewGrid
+from viewer.qt.view_grid import ViewGrid
 from viewer.qt.workers import TaskRunner
 
 MAX_RECENT = 10
