@@ -293,12 +293,15 @@ def cmd_classify(args) -> int:
     from ai.registry import Registry, UnknownModelError
 
     registry = Registry()
+    classifiers = ", ".join(m.name for m in registry.list_models("classification"))
     try:
         spec = registry.get(args.model)
-    except UnknownModelError as exc:
-        raise UsageError(str(exc)) from None
+    except UnknownModelError:
+        raise UsageError(f"unknown model {args.model!r} (classification models: "
+                         f"{classifiers or 'none installed'})") from None
     if spec.task != "classification":
-        raise UsageError(f"model {spec.name!r} is a {spec.task} model, not a classifier")
+        raise UsageError(f"model {spec.name!r} is a {spec.task} model, not a classifier "
+                         f"(classification models: {classifiers or 'none installed'})")
     if args.cam_dir:
         try:
             os.makedirs(args.cam_dir, exist_ok=True)

@@ -68,7 +68,7 @@ def test_classify_table_and_unknown_model(inputs, models_dir, monkeypatch, capsy
     monkeypatch.setenv("RADVIEW_MODELS", str(models_dir))
     assert main(["classify", str(inputs["png"]), "--model", "no-such-model"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("radview: error: unknown model 'no-such-model' (available: ")
+    assert err.startswith("radview: error: unknown model 'no-such-model' (classification models: ")
     assert "tiny-cam" in err and "\n" not in err
     assert main(["classify", str(inputs["png"]), "--model", "tiny-lungs"]) == 2
     assert "not a classifier" in capsys.readouterr().err
