@@ -13,10 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
 
 from viewer.core.demo import write_series
-from viewer.qt.main_window import MainWindow
 from viewer.render.offscreen import capture_rgb
 
 BUILD = textwrap.dedent("""
@@ -34,35 +32,17 @@ BUILD = textwrap.dedent("""
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("ai-models")
     conftest = Path(__file__).parents[1] / "ai" / "conftest.py"
-    subprocess.run([sys.executable, "-c", BUILD, str(conftest), str(root)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", BUILD, str(conftest), str(root)], check=True, capture_output=True
+    )
     return root
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, models, monkeypatch):
-    monkeypatch.setenv("RADVIEW_MODELS", str(models))
-    w = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
-    qtbot.addWidget(w)
-    w.resize(1300, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
-
-
-def _open(qtbot, window, path):
-    window.open_path(str(path))
-    qtbot.waitUntil(lambda: window.session.volume is not None or bool(window.last_error),
-                    timeout=20000)
-    assert not window.last_error, window.last_error
-
-
-def test_classify_radiograph_shows_bars_and_heatmap(qtbot, window, tmp_path):
+def test_classify_radiograph_shows_bars_and_heatmap(qtbot, window, load, tmp_path):
     hu = np.zeros((1, 96, 128), dtype=np.int16)
     hu[0, 30:70, 70:110] = 900
     write_series(hu, tmp_path / "cr", modality="CT", spacing=(1.0, 0.5, 0.5))
-    _open(qtbot, window, tmp_path / "cr")
+    load(window, tmp_path / "cr")
     panel, ai = window.ai_panel, window.ai
     assert "tiny-cam" in [panel.model_combo.itemData(i) for i in range(panel.model_combo.count())]
     assert panel.findChild(type(panel.status), "ai-notice").text().startswith("Research use")
@@ -88,11 +68,11 @@ def test_classify_radiograph_shows_bars_and_heatmap(qtbot, window, tmp_path):
     assert "tensorflow" not in sys.modules  # inference ran in the AI process
 
 
-def test_results_are_kept_per_slice(qtbot, window, tmp_path):
+def test_results_are_kept_per_slice(qtbot, window, load, tmp_path):
     hu = np.zeros((6, 40, 48), dtype=np.int16)
     hu[:, 10:30, 20:40] = 800
     write_series(hu, tmp_path / "ct", spacing=(2.0, 1.0, 1.0))
-    _open(qtbot, window, tmp_path / "ct")
+    load(window, tmp_path / "ct")
     panel, ai = window.ai_panel, window.ai
     panel.model_combo.setCurrentIndex(panel.model_combo.findData("tiny-cam"))
     panel.run_button.click()
@@ -103,3 +83,8 @@ def test_results_are_kept_per_slice(qtbot, window, tmp_path):
     assert ai.layer is None  # no result for this slice
     window.views.scroll_active(-1)
     assert ai.layer is not None and ai._layer_key == key
+
+
+@pytest.fixture(autouse=True)
+def _models_folder(models, monkeypatch):
+    monkeypatch.setenv("RADVIEW_MODELS", str(models))

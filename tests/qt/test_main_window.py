@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
@@ -26,35 +26,11 @@ def _series(folder, direction=None):
     hu = np.full(SHAPE, -1000, dtype=np.int16)
     hu[:, 4:-4, 4:-4] = 0
     k, j, i = MARKER
-    hu[k - 1:k + 2, j - 1:j + 2, i - 1:i + 2] = 3000
+    hu[k - 1 : k + 2, j - 1 : j + 2, i - 1 : i + 2] = 3000
     write_series(hu, folder, spacing=SPACING, origin=ORIGIN, direction=direction, shuffle=True)
     d = np.eye(3) if direction is None else np.asarray(direction)
     marker = np.asarray(ORIGIN) + d @ (np.array([i * SPACING[2], j * SPACING[1], k * SPACING[0]]))
     return marker
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
-    w = MainWindow(settings)
-    qtbot.addWidget(w)
-    w.resize(1200, 700)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
-
-
-def _open(qtbot, window, path):
-    window.open_path(str(path))
-    qtbot.waitUntil(lambda: window.session.volume is not None or bool(window.last_error),
-                    timeout=20000)
-    assert not window.last_error, window.last_error
-    shown = window.views.visible_viewports()
-    qtbot.waitUntil(lambda: all(vp.isVisible() and vp.width() > 100 for vp in shown),
-                    timeout=5000)
-    QApplication.processEvents()
-    window.views.render_all()
 
 
 def _bright_spot(vp):
@@ -68,9 +44,9 @@ def _bright_spot(vp):
 
 
 @pytest.mark.parametrize("direction", [None, OBLIQUE], ids=["axial", "oblique"])
-def test_marker_appears_where_it_should_in_each_view(qtbot, window, tmp_path, direction):
+def test_marker_appears_where_it_should_in_each_view(qtbot, window, load, tmp_path, direction):
     marker = _series(tmp_path / "s", direction)
-    _open(qtbot, window, tmp_path / "s")
+    load(window, tmp_path / "s")
     window.session.set_window((500, 1000))  # marker white, tissue grey
     window.views.set_crosshair_visible(False)
     window.session.set_cursor(marker)
@@ -88,29 +64,38 @@ def test_marker_appears_where_it_should_in_each_view(qtbot, window, tmp_path, di
         assert x > axial.width() / 2 and y < axial.height() / 2
 
 
-def test_scroll_wheel_moves_one_slice_and_links_cursor(qtbot, window, tmp_path):
+def test_scroll_wheel_moves_one_slice_and_links_cursor(qtbot, window, load, tmp_path):
     _series(tmp_path / "s")
-    _open(qtbot, window, tmp_path / "s")
+    load(window, tmp_path / "s")
     axial = window.views.viewports["axial"]
     view = axial.slice_view
     before = view.slice_position_mm()
     pos = QPointF(axial.width() / 2, axial.height() / 2)
-    event = QWheelEvent(pos, axial.mapToGlobal(pos), QPoint(0, 0), QPoint(0, 120),
-                        Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False)
+    event = QWheelEvent(
+        pos,
+        axial.mapToGlobal(pos),
+        QPoint(0, 0),
+        QPoint(0, 120),
+        Qt.NoButton,
+        Qt.NoModifier,
+        Qt.NoScrollPhase,
+        False,
+    )
     QApplication.sendEvent(axial, event)
     assert view.slice_position_mm() == pytest.approx(before + SPACING[0])
     assert window.session.cursor[2] == pytest.approx(before + SPACING[0])
     # the coronal view's crosshair follows: its cursor is the session's
-    np.testing.assert_allclose(window.views.viewports["coronal"].slice_view.cursor(),
-                               window.session.cursor)
+    np.testing.assert_allclose(
+        window.views.viewports["coronal"].slice_view.cursor(), window.session.cursor
+    )
     for _ in range(3):
         window.views.scroll_active(-1)
     assert view.slice_position_mm() == pytest.approx(before - 2 * SPACING[0])
 
 
-def test_click_moves_linked_crosshair(qtbot, window, tmp_path):
+def test_click_moves_linked_crosshair(qtbot, window, load, tmp_path):
     _series(tmp_path / "s")
-    _open(qtbot, window, tmp_path / "s")
+    load(window, tmp_path / "s")
     axial = window.views.viewports["axial"]
     view = axial.slice_view
     qpos = QPoint(int(axial.width() * 0.3), int(axial.height() * 0.6))
@@ -125,9 +110,9 @@ def test_click_moves_linked_crosshair(qtbot, window, tmp_path):
     assert sagittal.slice_position_mm() == pytest.approx(expected[0], abs=SPACING[2] / 2 + 1e-6)
 
 
-def test_right_drag_changes_window_and_pixels(qtbot, window, tmp_path):
+def test_right_drag_changes_window_and_pixels(qtbot, window, load, tmp_path):
     _series(tmp_path / "s")
-    _open(qtbot, window, tmp_path / "s")
+    load(window, tmp_path / "s")
     axial = window.views.viewports["axial"]
     window.views.set_crosshair_visible(False)
     window.session.set_window((0, 400))
@@ -139,16 +124,17 @@ def test_right_drag_changes_window_and_pixels(qtbot, window, tmp_path):
     qtbot.mouseRelease(axial, Qt.RightButton, pos=start + QPoint(0, 80))
     wl = window.session.window
     assert wl.center > 0 and wl.width == pytest.approx(400)
-    qtbot.waitUntil(lambda: window.histogram.window() == pytest.approx((wl.center, wl.width)),
-                    timeout=2000)
+    qtbot.waitUntil(
+        lambda: window.histogram.window() == pytest.approx((wl.center, wl.width)), timeout=2000
+    )
     assert capture_rgb(axial.GetRenderWindow()).mean() < before
     window.session.apply_preset("lung")
     assert window.session.window.as_tuple() == (-600, 1500)
 
 
-def test_length_measurement_in_mm(qtbot, window, tmp_path):
+def test_length_measurement_in_mm(qtbot, window, load, tmp_path):
     _series(tmp_path / "s")
-    _open(qtbot, window, tmp_path / "s")
+    load(window, tmp_path / "s")
     window.views.set_tool("length")
     axial = window.views.viewports["axial"]
     view = axial.slice_view
@@ -170,9 +156,9 @@ def test_length_measurement_in_mm(qtbot, window, tmp_path):
     assert len(window.session.measurements) == 0
 
 
-def test_layouts_and_maximise(qtbot, window, tmp_path):
+def test_layouts_and_maximise(qtbot, window, load, tmp_path):
     _series(tmp_path / "s")
-    _open(qtbot, window, tmp_path / "s")
+    load(window, tmp_path / "s")
     views = window.views
     window.set_layout("2x2")
     assert [vp.kind for vp in views.visible_viewports()] == ["axial", "coronal", "sagittal", "3d"]
@@ -189,7 +175,7 @@ def test_layouts_and_maximise(qtbot, window, tmp_path):
     assert out.stat().st_size > 1000
 
 
-def test_corrupt_folder_shows_message_and_window_survives(qtbot, window, tmp_path):
+def test_corrupt_folder_shows_message_and_window_survives(qtbot, window, load, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "a.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x13\x37" * 50)
@@ -201,14 +187,14 @@ def test_corrupt_folder_shows_message_and_window_survives(qtbot, window, tmp_pat
     good = tmp_path / "good"
     _series(good)
     window.last_error = ""
-    _open(qtbot, window, good)
+    load(window, good)
     assert window.session.volume.geometry.shape == SHAPE
     assert window.recent_folders()[0] == str(good)
 
 
-def test_presets_keys_and_persistence(qtbot, window, tmp_path):
+def test_presets_keys_and_persistence(qtbot, window, load, tmp_path):
     _series(tmp_path / "s")
-    _open(qtbot, window, tmp_path / "s")
+    load(window, tmp_path / "s")
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow, timeout=3000)
     window.views.viewports["axial"].setFocus()
@@ -225,9 +211,9 @@ def test_presets_keys_and_persistence(qtbot, window, tmp_path):
     again.close()
 
 
-def test_ellipse_roi_and_angle(qtbot, window, tmp_path):
+def test_ellipse_roi_and_angle(qtbot, window, load, tmp_path):
     _series(tmp_path / "s")
-    _open(qtbot, window, tmp_path / "s")
+    load(window, tmp_path / "s")
     axial = window.views.viewports["axial"]
     view = axial.slice_view
     centre = np.array(view.lps_to_display(window.session.cursor))
@@ -248,7 +234,7 @@ def test_ellipse_roi_and_angle(qtbot, window, tmp_path):
     assert len(angle) == 1 and angle[0].value() == pytest.approx(90.0, abs=0.5)
 
 
-def test_drop_opens_and_radiograph_gets_one_view(qtbot, window, tmp_path):
+def test_drop_opens_and_radiograph_gets_one_view(qtbot, window, load, tmp_path):
     from pydicom.data import get_testdata_file
     from PySide6.QtCore import QMimeData, QUrl
     from PySide6.QtGui import QDropEvent
@@ -266,9 +252,9 @@ def test_drop_opens_and_radiograph_gets_one_view(qtbot, window, tmp_path):
     assert window.session.invert  # MONOCHROME1 shown with bone white
 
 
-def test_cine_steps_through_slices(qtbot, window, tmp_path):
+def test_cine_steps_through_slices(qtbot, window, load, tmp_path):
     _series(tmp_path / "s")
-    _open(qtbot, window, tmp_path / "s")
+    load(window, tmp_path / "s")
     view = window.views.viewports["axial"].slice_view
     start = view.slice_index()
     window.views.toggle_cine()
