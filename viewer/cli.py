@@ -329,7 +329,6 @@ def cmd_classify(args) -> int:
                 target = _cam_target(args.cam_dir, source, used)
                 cam = pred.cam if pred.cam is not None else np.zeros(image.shape, np.float32)
                 np.save(target, cam.astype(np.float32))
-                entry["cam"] = os.path.abspath(target)
             results.append(entry)
     model = {"name": spec.name, "version": spec.version, "device": info.get("device", "")}
     if args.json:

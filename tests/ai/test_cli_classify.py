@@ -40,6 +40,7 @@ def test_classify_json_and_cam_dir(inputs, models_dir, tmp_path, monkeypatch, ca
             "--model", "tiny-cam", "--json", "--cam-dir", str(cams)]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)  # exactly one JSON object
+    assert set(out) == {"model", "results"}
     assert out["model"] == {"name": "tiny-cam", "version": "0.0.1", "device": "CPU"}
     by_source = {r["source"]: r for r in out["results"]}
     expected = {
@@ -49,6 +50,7 @@ def test_classify_json_and_cam_dir(inputs, models_dir, tmp_path, monkeypatch, ca
     }
     for source, shape in expected.items():
         result = by_source[source]
+        assert set(result) == {"source", "label", "probabilities"}  # the contract, exactly
         assert os.path.isabs(source)
         assert result["label"] in ("covid", "other")
         assert set(result["probabilities"]) == {"covid", "other"}
