@@ -85,8 +85,10 @@ class ModelSpec:
 
     @property
     def helper_models(self) -> tuple[str, ...]:
-        """Names of the models the preprocessing needs (``lung_crop``'s segmentation model)."""
-        return tuple(s["model"] for s in self.preprocessing if s.get("op") == "lung_crop")
+        """Names of the models the preprocessing needs (lung_crop/lung_mask segmentation)."""
+        ops = ("lung_crop", "lung_mask")
+        names = [s["model"] for s in self.preprocessing if s.get("op") in ops]
+        return tuple(dict.fromkeys(names))
 
     def pipeline(self, context: Mapping | None = None) -> Pipeline:
         """The preprocessing pipeline (``context["segment"]`` for lung_crop steps)."""

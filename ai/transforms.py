@@ -229,14 +229,7 @@ class LungCrop(Step):
         self.model, self.margin = model, float(margin)
 
     def forward(self, image, meta, context):
-        segment = (context or {}).get("segment")
-        if segment is None:
-            raise TransformError(f"lung_crop needs a segmenter for model {self.model!r}")
-        mask = np.asarray(segment(self.model, image), dtype=bool)
-        if mask.shape != image.shape:
-            raise TransformError(
-                f"lung_crop: mask shape {mask.shape} differs from image shape {image.shape}"
-            )
+        mask = _segment_mask(self.op, self.model, image, context)
         rows, cols = image.shape
         r_any, c_any = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
         if r_any.size == 0:
@@ -258,6 +251,61 @@ class LungCrop(Step):
         out = np.zeros(rec.in_shape, dtype=np.float32)
         out[r0:r1, c0:c1] = map_hw
         return out
+
+
+def _segment_mask(op: str, model: str, image: np.ndarray, context: Mapping) -> np.ndarray:
+    """The segmenter's bool lung mask of ``image`` (checked to be on the image's grid)."""
+    segment = (context or {}).get("segment")
+    if segment is None:
+        raise TransformError(f"{op} needs a segmenter for model {model!r}")
+    mask = np.asarray(segment(model, image), dtype=bool)
+    if mask.shape != image.shape:
+        raise TransformError(
+            f"{op}: mask shape {mask.shape} differs from image shape {image.shape}"
+        )
+    return mask
+
+
+def dilate_mask(mask: np.ndarray, radius: float) -> np.ndarray:
+    """``mask`` grown by a disc of ``radius`` pixels (Euclidean distance <= radius)."""
+    mask = np.asarray(mask, dtype=bool)
+    if radius <= 0 or not mask.any():
+        return mask.copy()
+    sitk = _sitk()
+    dist = sitk.SignedMaurerDistanceMap(
+        sitk.GetImageFromArray(mask.astype(np.uint8)),
+        insideIsPositive=False, squaredDistance=False, useImageSpacing=False,
+    )
+    return sitk.GetArrayFromImage(dist) <= radius
+
+
+class LungMask(Step):
+    """Sets the image to 0 outside the (dilated) lungs found by segmentation model ``model``.
+
+    ``context["segment"](model, image)`` is called as for ``lung_crop``. The mask is grown by
+    a disc of radius ``dilate`` × max(rows, cols) pixels (a fraction of the image size, not
+    millimetres: many radiographs carry no usable pixel spacing), then the image is multiplied
+    by it (outside -> 0; meant for images already scaled to 0..1). No lung found: the image is
+    left unchanged. The grid does not change, so the inverse for maps is the identity.
+    The record holds ``found``, ``radius`` (pixels) and ``kept`` (fraction of pixels kept).
+    """
+
+    op = "lung_mask"
+    params = {"model": ((str,), True), "dilate": (_NUM, False)}
+
+    def __init__(self, model: str, dilate: float = 0.0):
+        if not 0 <= dilate <= 1:
+            raise TransformError(f"lung_mask: dilate must be in 0..1, got {dilate}")
+        self.model, self.dilate = model, float(dilate)
+
+    def forward(self, image, meta, context):
+        mask = _segment_mask(self.op, self.model, image, context)
+        radius = self.dilate * max(image.shape)
+        if not mask.any():
+            return image, {"found": False, "radius": radius, "kept": 1.0}
+        mask = dilate_mask(mask, radius)
+        out = np.where(mask, image, np.float32(0)).astype(np.float32)
+        return out, {"found": True, "radius": radius, "kept": float(mask.mean())}
 
 
 class Resize(Step):
@@ -304,7 +352,8 @@ class Letterbox(Resize):
 
 #: op name -> step class; the only ops a model.json may name
 STEPS: dict[str, type[Step]] = {
-    cls.op: cls for cls in (ToDisplay, Window, PercentileScale, Clip, LungCrop, Resize, Letterbox)
+    cls.op: cls
+    for cls in (ToDisplay, Window, PercentileScale, Clip, LungMask, LungCrop, Resize, Letterbox)
 }
 
 
@@ -337,7 +386,7 @@ def build_step(spec: Mapping[str, Any]) -> Step:
 
 
 class Pipeline:
-    """Steps applied in order; ``context`` is handed to each step (``segment`` for lung_crop)."""
+    """Steps applied in order; ``context`` is handed to each step (``segment``: lung_crop/mask)."""
 
     def __init__(self, steps: Sequence[Step], context: Mapping | None = None):
         self.steps = list(steps)
@@ -348,8 +397,8 @@ class Pipeline:
 
     @property
     def needs_segmenter(self) -> list[str]:
-        """Names of the segmentation models the ``lung_crop`` steps need."""
-        return [s.model for s in self.steps if isinstance(s, LungCrop)]
+        """Names of the segmentation models the ``lung_crop``/``lung_mask`` steps need."""
+        return [s.model for s in self.steps if isinstance(s, LungCrop | LungMask)]
 
     def forward(self, image: np.ndarray, meta: Mapping) -> tuple[np.ndarray, TransformRecord]:
         """Apply the steps to ``image`` (rows, cols) in modality units.

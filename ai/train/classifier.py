@@ -19,11 +19,17 @@ POSITIVE = "covid"
 LUNG_MODEL = "cxr-lungs"
 
 
-def steps_for(size: int) -> list[dict]:
-    """The model.json preprocessing list for a size x size input."""
+def steps_for(size: int, lung_mask: dict | None = None) -> list[dict]:
+    """The model.json preprocessing list for a size x size input.
+
+    ``lung_mask`` (training option ``--set lung_mask={"dilate": 0.02}``; default None = the
+    shipped pipeline): parameters of a ``lung_mask`` step inserted before ``lung_crop``.
+    """
+    mask = [] if lung_mask is None else [{"op": "lung_mask", "model": LUNG_MODEL, **lung_mask}]
     return [
         {"op": "to_display", "invert_monochrome1": True},
         {"op": "percentile_scale", "low": 0.5, "high": 99.5},
+        *mask,
         {"op": "lung_crop", "model": LUNG_MODEL, "margin": 0.08},
         # resize, not letterbox: a first model read the aspect ratio of the lung box from the
         # letterbox padding edge (its CAM sat on that edge, outside the lungs)
@@ -88,7 +94,8 @@ def train(data_dir, out_dir, lungs_dir, **options) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     size = cfg["size"]
-    items, sets, x, y, _ = prepare(data_dir, lungs_dir, steps_for(size), seed=cfg["seed"])
+    steps = steps_for(size, cfg.get("lung_mask"))
+    items, sets, x, y, _ = prepare(data_dir, lungs_dir, steps, seed=cfg["seed"])
     tr, va = sets == "train", sets == "val"
     counts = np.bincount(y[tr], minlength=2)
     class_weight = {k: float(tr.sum() / (2 * counts[k])) for k in range(2)}
@@ -185,7 +192,7 @@ def evaluate(model_dir, data_dir, lungs_dir, n_boot: int = 2000) -> dict:
     model_dir = Path(model_dir)
     info = common.read_json(model_dir / "history.json")
     cfg = info["config"]
-    steps = steps_for(cfg.get("size", SIZE))
+    steps = steps_for(cfg.get("size", SIZE), cfg.get("lung_mask"))
     model = keras.saving.load_model(model_dir / "model.keras", safe_mode=True)
     items, sets, x, y, records = prepare(data_dir, lungs_dir, steps, seed=cfg["seed"])
     pipeline = transforms.build_pipeline(steps, {"segment": None})
@@ -302,7 +309,7 @@ def _spec(info: dict, results: dict) -> dict:
         "format": 1, "name": NAME, "version": "1.0.0", "task": "classification",
         "modalities": ["CR", "DX", "OT"],
         "input": {"height": size, "width": size, "channels": 1},
-        "preprocessing": steps_for(size),
+        "preprocessing": steps_for(size, info["config"].get("lung_mask")),
         "classes": CLASSES,
         "positive_class": POSITIVE,
         "cam": {"method": "cam", "conv_layer": "last_conv", "dense_layer": "predictions"},

@@ -189,3 +189,78 @@ def test_inverse_of_a_full_map_is_one_inside_the_crop():
     assert back.sum() == pytest.approx(120 * 220)
     with pytest.raises(TransformError, match="not the output shape"):
         pipe.inverse_map(np.ones((8, 8)), rec)
+
+
+def test_lung_mask_zeroes_outside_the_dilated_lungs_and_keeps_the_grid():
+    img = np.full((100, 80), 0.5, dtype=np.float32)
+    calls = []
+
+    def segment(name, image01):
+        calls.append((name, image01.shape))
+        mask = np.zeros(image01.shape, dtype=bool)
+        mask[40:60, 30:50] = True
+        return mask
+
+    # no dilation: exactly the mask
+    out, rec = _run({"op": "lung_mask", "model": "cxr-lungs"}, img, context={"segment": segment})
+    assert calls == [("cxr-lungs", (100, 80))]
+    assert out.shape == (100, 80) and out.dtype == np.float32
+    assert out[40:60, 30:50].min() == pytest.approx(0.5)
+    assert out.sum() == pytest.approx(0.5 * 20 * 20)
+    assert rec.steps[0].data["found"] is True and rec.steps[0].data["radius"] == 0
+    # dilate 0.05 of max(100, 80) = a 5-pixel disc
+    step = {"op": "lung_mask", "model": "cxr-lungs", "dilate": 0.05}
+    out, rec = _run(step, img, context={"segment": segment})
+    assert rec.steps[0].data["radius"] == pytest.approx(5.0)
+    assert out[35, 40] == pytest.approx(0.5) and out[34, 40] == 0  # 5 px above, 6 px above
+    assert out[50, 54] == pytest.approx(0.5) and out[50, 55] == 0
+    assert out[35, 25] == 0  # corner: sqrt(50) > 5 away from the box corner
+    assert out[37, 27] == pytest.approx(0.5)  # sqrt(18) <= 5
+    # no lung found: unchanged
+    out, rec = _run(step, img, context={"segment": lambda n, i: np.zeros(i.shape, bool)})
+    assert np.array_equal(out, img) and rec.steps[0].data["found"] is False
+    with pytest.raises(TransformError, match="segmenter"):
+        _run(step, img)
+    with pytest.raises(TransformError, match="dilate"):
+        build_step({"op": "lung_mask", "model": "m", "dilate": -0.1})
+    with pytest.raises(TransformError, match="mask shape"):
+        _run(step, img, context={"segment": lambda n, i: np.ones((3, 3), bool)})
+
+
+def test_lung_mask_inverse_is_identity():
+    pipe = build_pipeline([{"op": "lung_mask", "model": "m", "dilate": 0.01}],
+                          {"segment": lambda name, im: _fake_lungs(im)})
+    _, rec = pipe.forward(np.ones((200, 300), np.float32), MONO2)
+    cam = np.random.default_rng(1).random((200, 300)).astype(np.float32)
+    assert np.array_equal(pipe.inverse_map(cam, rec), cam)
+    assert pipe.needs_segmenter == ["m"]
+
+
+@pytest.mark.parametrize("mask_first", [True, False])
+def test_lung_mask_composes_with_lung_crop_either_order(mask_first):
+    img = np.random.default_rng(2).random((200, 300)).astype(np.float32) + 0.5
+    mask_step = {"op": "lung_mask", "model": "cxr-lungs", "dilate": 0.0}
+    crop_step = {"op": "lung_crop", "model": "cxr-lungs", "margin": 0.05}
+
+    def segment(name, image01):
+        # lungs at the same place in original coordinates, whatever grid is asked for
+        if image01.shape == (200, 300):
+            return _fake_lungs(image01)
+        mask = np.zeros(image01.shape, dtype=bool)
+        mask[6:126, 11:231] = True  # the fake lungs inside the crop box (24, 156, 29, 271)
+        return mask
+
+    steps = [mask_step, crop_step] if mask_first else [crop_step, mask_step]
+    pipe = build_pipeline([*steps, {"op": "resize", "height": 66, "width": 121}],
+                          {"segment": segment})
+    x, rec = pipe.forward(img, MONO2)
+    crop_rec = rec.steps[1] if mask_first else rec.steps[0]
+    assert crop_rec.data["box"] == (24, 156, 29, 271)
+    assert x.shape == (66, 121)
+    # the 6-row / 11-column band around the lungs in the crop is zero, the lungs are not
+    assert x[:2].max() == 0 and x[:, :4].max() == 0 and x[-2:].max() == 0
+    assert x[5:60, 8:112].min() > 0.4
+    back = pipe.inverse_map(np.ones((66, 121), np.float32), rec)
+    assert back.shape == (200, 300)
+    assert back[30:150, 40:260].min() == pytest.approx(1.0)
+    assert back[:24].max() == 0 and back[:, :29].max() == 0
