@@ -99,8 +99,8 @@ def window_class_name() -> str:
     return _choose()().GetClassName()
 
 
-def capture_rgb(window: vtkRenderWindow) -> np.ndarray:
-    """Render ``window`` and return its pixels as (height, width, 3) uint8, top row first."""
+def _grab(window: vtkRenderWindow) -> vtkWindowToImageFilter:
+    """Render ``window`` and read its back buffer (QWidget.grab() cannot see VTK's pixels)."""
     window.Render()
     grab = vtkWindowToImageFilter()
     grab.SetInput(window)
@@ -108,7 +108,12 @@ def capture_rgb(window: vtkRenderWindow) -> np.ndarray:
     grab.ReadFrontBufferOff()
     grab.ShouldRerenderOff()
     grab.Update()
-    out = grab.GetOutput()
+    return grab
+
+
+def capture_rgb(window: vtkRenderWindow) -> np.ndarray:
+    """Render ``window`` and return its pixels as (height, width, 3) uint8, top row first."""
+    out = _grab(window).GetOutput()
     w, h, _ = out.GetDimensions()
     rgb = vtk_to_numpy(out.GetPointData().GetScalars()).reshape(h, w, -1)[..., :3]
     return np.ascontiguousarray(rgb[::-1])
@@ -117,13 +122,7 @@ def capture_rgb(window: vtkRenderWindow) -> np.ndarray:
 def write_png(window: vtkRenderWindow, path: str | os.PathLike) -> Path:
     """Render ``window`` and write it as PNG atomically (temporary file, then rename)."""
     path = Path(path)
-    window.Render()
-    grab = vtkWindowToImageFilter()
-    grab.SetInput(window)
-    grab.SetInputBufferTypeToRGB()
-    grab.ReadFrontBufferOff()
-    grab.ShouldRerenderOff()
-    grab.Update()
+    grab = _grab(window)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent or ".")
     os.close(fd)
     try:
