@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import time
 from pathlib import Path
 
@@ -117,27 +116,12 @@ def train(data_dir, out_dir, lungs_dir, **options) -> dict:
     model = build()
     model.compile(optimizer=keras.optimizers.AdamW(cfg["lr"], weight_decay=cfg["weight_decay"]),
                   loss="categorical_crossentropy", metrics=["accuracy"])
-    history = keras.callbacks.History()
-    callbacks = [
-        val_auc_callback(x[va], y[va]),
-        history,
-        keras.callbacks.EarlyStopping("val_auc", mode="max", patience=cfg["patience"],
-                                      restore_best_weights=True),
-        common.time_limit_callback(cfg["max_minutes"]),
-    ]
-    start = time.monotonic()
-    model.fit(train_ds, validation_data=(x[va], onehot[va]), epochs=cfg["epochs"],
-              callbacks=callbacks, verbose=2)
-    minutes = (time.monotonic() - start) / 60
-    common.save_inference_model(model, build, out / "model.keras")
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    best = int(np.nanargmax(hist["val_auc"]))
-    info = {"command": command, "date": datetime.date.today().isoformat(),
-            "config": cfg, "history": hist, "epochs_run": len(hist["loss"]),
-            "best_epoch": best + 1, "train_minutes": round(minutes, 1),
-            "params": int(model.count_params()), "n_train": int(tr.sum()), "n_val": int(va.sum()),
-            "train_counts": {"covid": int(counts[0]), "other": int(counts[1])},
-            "class_weight": {CLASSES[k]: v for k, v in class_weight.items()}}
+    info = common.fit_and_save(model, build, train_ds, (x[va], onehot[va]), cfg,
+                               [val_auc_callback(x[va], y[va])], "val_auc",
+                               out / "model.keras", command)
+    info.update({"n_train": int(tr.sum()), "n_val": int(va.sum()),
+                 "train_counts": {"covid": int(counts[0]), "other": int(counts[1])},
+                 "class_weight": {CLASSES[k]: v for k, v in class_weight.items()}})
     common.write_json(out / "history.json", info)
     return info
 

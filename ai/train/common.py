@@ -57,6 +57,41 @@ def save_inference_model(model, build, path: Path) -> None:
     fresh.save(path)
 
 
+def fit_and_save(model, build, train_ds, validation, cfg: dict, callbacks: list, metric: str,
+                 path: Path, command: str) -> dict:
+    """Train with early stopping on ``metric`` (higher is better) and the time budget, save
+    the inference model to ``path``; returns the history record (epochs, best epoch, time).
+
+    ``callbacks``: extra callbacks that must run before early stopping (e.g. one that adds
+    ``metric`` to the logs); History, EarlyStopping and the time limit are added here.
+    """
+    import datetime
+
+    import keras
+
+    history = keras.callbacks.History()
+    callbacks = [
+        *callbacks,
+        history,
+        keras.callbacks.EarlyStopping(metric, mode="max", patience=cfg["patience"],
+                                      restore_best_weights=True),
+        *cfg.get("_extra_callbacks", []),
+        time_limit_callback(cfg["max_minutes"]),
+    ]
+    start = time.monotonic()
+    model.fit(train_ds, validation_data=validation, epochs=cfg["epochs"],
+              callbacks=callbacks, verbose=2)
+    minutes = (time.monotonic() - start) / 60
+    save_inference_model(model, build, path)
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    best = int(np.nanargmax(hist[metric]))
+    record_cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
+    return {"command": command, "date": datetime.date.today().isoformat(),
+            "config": record_cfg, "history": hist, "epochs_run": len(hist["loss"]),
+            "best_epoch": best + 1, "train_minutes": round(minutes, 1),
+            "params": int(model.count_params())}
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

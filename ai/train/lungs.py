@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-import time
 from pathlib import Path
 
 import numpy as np
@@ -90,25 +88,12 @@ def train(data_dir, out_dir, **options) -> dict:
                   loss=lambda t, p: keras.losses.categorical_crossentropy(t, p)
                   + soft_dice_loss(t, p),
                   metrics=[lung_dice])
-    history = keras.callbacks.History()
-    callbacks = [
-        history,
-        keras.callbacks.EarlyStopping("val_lung_dice", mode="max", patience=cfg["patience"],
-                                      restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau("val_lung_dice", mode="max", factor=0.5, patience=5),
-        common.time_limit_callback(cfg["max_minutes"]),
-    ]
-    start = time.monotonic()
-    model.fit(train_ds, validation_data=(x[va], y[va]), epochs=cfg["epochs"],
-              callbacks=callbacks, verbose=2)
-    minutes = (time.monotonic() - start) / 60
-    common.save_inference_model(model, build, out / "model.keras")
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    best = int(np.argmax(hist["val_lung_dice"]))
-    info = {"command": command, "date": datetime.date.today().isoformat(),
-            "config": cfg, "history": hist, "epochs_run": len(hist["loss"]),
-            "best_epoch": best + 1, "train_minutes": round(minutes, 1),
-            "params": int(model.count_params()), "n_train": int(tr.sum()), "n_val": int(va.sum())}
+    plateau = keras.callbacks.ReduceLROnPlateau("val_lung_dice", mode="max", factor=0.5,
+                                                patience=5)
+    info = common.fit_and_save(model, build, train_ds, (x[va], y[va]),
+                               {**cfg, "_extra_callbacks": [plateau]}, [], "val_lung_dice",
+                               out / "model.keras", command)
+    info.update({"n_train": int(tr.sum()), "n_val": int(va.sum())})
     common.write_json(out / "history.json", info)
     return info
 
