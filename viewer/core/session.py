@@ -10,7 +10,10 @@ Signals:
 * ``volume_changed(volume)``: a new volume (or None) was set;
 * ``cursor_changed(lps)``: the cursor moved; ``lps`` is an (x, y, z) tuple in LPS mm;
 * ``window_changed(wl)``: the display window changed (:class:`WindowLevel`, modality units);
-* ``invert_changed(invert)``: the display inversion changed (bool).
+* ``invert_changed(invert)``: the display inversion changed (bool);
+* ``labelmap_changed(labelmap)``: the session's label map was replaced (a
+  :class:`~viewer.core.labelmap.LabelMap` or None). Voxel edits inside one label map are
+  its own ``changed(bbox)`` signal, not this one.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from viewer.core.events import Signal
+from viewer.core.labelmap import LabelMap
 from viewer.core.measure import MeasurementList
 from viewer.core.volume import Volume
 from viewer.core.windowing import PRESETS, WindowLevel, auto_window
@@ -47,18 +51,25 @@ class Session:
         #: effective display inversion (starts as the volume's ``invert_display``)
         self.invert: bool = False
         self.measurements = MeasurementList()
+        #: segmentation of ``volume`` (same geometry) being edited, or None
+        self.labelmap: LabelMap | None = None
         self.volume_changed = Signal("volume_changed")
         self.cursor_changed = Signal("cursor_changed")
         self.window_changed = Signal("window_changed")
         self.invert_changed = Signal("invert_changed")
+        self.labelmap_changed = Signal("labelmap_changed")
 
     # -- volume ----------------------------------------------------------------------------
     def set_volume(self, volume: Volume | None) -> None:
-        """Show ``volume`` (None closes it): clears the measurements, puts the cursor at the
-        volume centre, the window at its default and the inversion at ``invert_display``.
+        """Show ``volume`` (None closes it): clears the measurements and the label map, puts
+        the cursor at the volume centre, the window at its default and the inversion at
+        ``invert_display``. ``labelmap_changed(None)`` follows ``volume_changed`` when a
+        label map was open.
         """
         old = (self.cursor, self.window, self.invert)
+        had_labelmap = self.labelmap is not None
         self.volume = volume
+        self.labelmap = None
         if volume is not None:
             centre = (np.asarray(volume.geometry.shape, dtype=float) - 1) / 2
             self.cursor = _point(volume.geometry.index_to_lps(centre))
@@ -66,7 +77,25 @@ class Session:
             self.invert = bool(volume.invert_display)
         self.measurements.clear()
         self.volume_changed.emit(volume)
+        if had_labelmap:
+            self.labelmap_changed.emit(None)
         self._emit_changes(*old)
+
+    # -- label map -------------------------------------------------------------------------
+    def set_labelmap(self, labelmap: LabelMap | None) -> None:
+        """Edit ``labelmap`` (None drops it). It must lie on the open volume's grid:
+        ValueError without a volume or when its shape differs from the volume's."""
+        if labelmap is not None:
+            if self.volume is None:
+                raise ValueError("open an image before adding a segmentation")
+            if tuple(labelmap.shape) != tuple(self.volume.geometry.shape):
+                raise ValueError(
+                    f"segmentation shape {tuple(labelmap.shape)} does not match the image "
+                    f"{tuple(self.volume.geometry.shape)}"
+                )
+        if labelmap is not self.labelmap:
+            self.labelmap = labelmap
+            self.labelmap_changed.emit(labelmap)
 
     # -- cursor ----------------------------------------------------------------------------
     def set_cursor(self, lps) -> None:
