@@ -43,6 +43,7 @@ from pydicom.sr.coding import Code as DicomCode
 
 from viewer import __version__
 from viewer.core.export.atomic import atomic_path, check_destination, source_dirs
+from viewer.core.export.label_files import check_grid
 from viewer.core.geometry import VolumeGeometry
 from viewer.core.labelmap import Code, LabelMap, Provenance, Segment, segment_for
 from viewer.core.volume import Volume
@@ -81,7 +82,7 @@ def write_seg(
     inside the source folders unless ``allow_into_source``. Raises ``ValueError`` with a
     one-line reason (empty map, grid mismatch, non-DICOM source, invalid source header...).
     """
-    _check_grid(labelmap.geometry, volume.geometry)
+    check_grid(labelmap.geometry, volume.geometry)
     if not _CONTENT_LABEL.fullmatch(content_label):
         raise ValueError(f"content label must be 1-16 of A-Z 0-9 _ and space: {content_label!r}")
     out = check_destination(path, source_dirs(volume.files), allow_into_source)
@@ -365,18 +366,6 @@ def _provenance(seg, numbers: list[int]) -> Provenance:
 
 
 # -- shared -----------------------------------------------------------------------------------
-def _check_grid(labels: VolumeGeometry, image: VolumeGeometry) -> None:
-    if labels.shape != image.shape:
-        raise ValueError(f"label map shape {labels.shape} differs from the series {image.shape}")
-    same = (
-        np.allclose(labels.spacing, image.spacing, rtol=1e-5, atol=1e-4)
-        and np.allclose(labels.origin, image.origin, atol=1e-3)
-        and np.allclose(labels.direction, image.direction, atol=1e-5)
-    )
-    if not same:
-        raise ValueError("label map geometry differs from the series (spacing, origin or axes)")
-
-
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:200]

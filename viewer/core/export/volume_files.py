@@ -57,6 +57,8 @@ _HEADER = np.dtype(
     ]
 )  # fmt: skip
 assert _HEADER.itemsize == 348
+#: the NIfTI-1 header layout (nifti1.h), also used to read label volumes back
+NIFTI_HEADER = _HEADER
 
 
 class ExportError(Exception):
@@ -135,8 +137,9 @@ def _atomic_copy(path: Path, header: bytes, planes, nbytes: int) -> Path:
         os.ftruncate(fd, len(header) + len(planes) * nbytes)
         workers = 2 if len(jobs) >= 16 else 1
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for fut in [pool.submit(_copy_planes, jobs[w::workers], fd, nbytes)
-                        for w in range(workers)]:
+            for fut in [
+                pool.submit(_copy_planes, jobs[w::workers], fd, nbytes) for w in range(workers)
+            ]:
                 fut.result()
         os.close(fd)
         fd = -1
@@ -161,14 +164,17 @@ def _quaternion(rotation: np.ndarray) -> tuple[np.ndarray, float] | None:
     if not np.allclose(r.T @ r, np.eye(3), atol=1e-4):
         return None
     qxx, qyx, qzx, qxy, qyy, qzy, qxz, qyz, qzz = r.flat
-    k = np.array(
-        [
-            [qxx - qyy - qzz, 0, 0, 0],
-            [qyx + qxy, qyy - qxx - qzz, 0, 0],
-            [qzx + qxz, qzy + qyz, qzz - qxx - qyy, 0],
-            [qyz - qzy, qzx - qxz, qxy - qyx, qxx + qyy + qzz],
-        ]
-    ) / 3.0
+    k = (
+        np.array(
+            [
+                [qxx - qyy - qzz, 0, 0, 0],
+                [qyx + qxy, qyy - qxx - qzz, 0, 0],
+                [qzx + qxz, qzy + qyz, qzz - qxx - qyy, 0],
+                [qyz - qzy, qzx - qxz, qxy - qyx, qxx + qyy + qzz],
+            ]
+        )
+        / 3.0
+    )
     vals, vecs = np.linalg.eigh(k)
     q = vecs[[3, 0, 1, 2], np.argmax(vals)]
     if q[0] < 0:
@@ -233,8 +239,11 @@ def nrrd_header(volume: Volume) -> bytes:
     vectors = " ".join("(" + ",".join(f"{v:.10g}" for v in scaled[:, a]) + ")" for a in range(3))
     nk, nj, ni = g.shape
     if volume.is_color:
-        dims, sizes, kinds, vectors = 4, f"3 {ni} {nj} {nk}", "RGB-color domain domain domain", (
-            "none " + vectors
+        dims, sizes, kinds, vectors = (
+            4,
+            f"3 {ni} {nj} {nk}",
+            "RGB-color domain domain domain",
+            ("none " + vectors),
         )
     else:
         dims, sizes, kinds = 3, f"{ni} {nj} {nk}", "domain domain domain"
