@@ -85,8 +85,8 @@ def write_seg(
     check_grid(labelmap.geometry, volume.geometry)
     if not _CONTENT_LABEL.fullmatch(content_label):
         raise ValueError(f"content label must be 1-16 of A-Z 0-9 _ and space: {content_label!r}")
-    out = check_destination(path, source_dirs(volume.files), allow_into_source)
     refs = _source_refs(volume)
+    out = check_destination(path, source_dirs(volume.files), allow_into_source)
     present = sorted(set(labelmap.counts()))
     if not present:
         raise ValueError("the label map is empty: nothing to export")
