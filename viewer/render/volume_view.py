@@ -9,6 +9,8 @@ screen's left, as on a coronal slice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from vtkmodules.vtkCommonDataModel import vtkImageData
 from vtkmodules.vtkRenderingCore import vtkRenderer, vtkTextActor, vtkVolume, vtkVolumeProperty
@@ -81,6 +83,18 @@ class VolumeView:
         self.preset = ""
         self.set_preset(preset or ("bone" if is_ct else "ramp"))
         self.reset_camera()
+        #: set by the GUI: called by :meth:`request_render` (e.g. a coalesced repaint)
+        self.render_request: Callable[[], None] | None = None
+
+    def request_render(self) -> None:
+        """Ask for a render soon (models changed, e.g. segment surfaces rebuilt); without a
+        :attr:`render_request` set by the GUI nothing happens: the caller renders."""
+        if self.render_request is not None:
+            self.render_request()
+
+    def set_volume_visible(self, visible: bool) -> None:
+        """Show or hide the volume rendering (e.g. to see segment surfaces alone)."""
+        self.actor.SetVisibility(bool(visible))
 
     def set_preset(self, name: str) -> None:
         """Switch transfer functions (see :data:`PRESETS`)."""
