@@ -62,15 +62,13 @@ def _protected(labelmap: LabelMap, label: int, overwrite: bool) -> np.ndarray:
 
 
 def _painted(old: np.ndarray, mask: np.ndarray, label: int, protected: np.ndarray) -> np.ndarray:
-    new = old.copy()
-    new[mask & ~protected[old]] = label
-    return new
+    if protected.any():
+        mask = mask & ~np.take(protected, old)
+    return np.where(mask, np.uint8(label), old)
 
 
 def _erased(old: np.ndarray, mask: np.ndarray, label: int) -> np.ndarray:
-    new = old.copy()
-    new[mask & (old == label)] = 0
-    return new
+    return np.where(mask & (old == label), np.uint8(0), old)
 
 
 def _commit(
@@ -291,18 +289,26 @@ class Brush:
         if bbox is None:
             return None
         # mm offsets of the box's voxel centres from a, one broadcastable vector per axis
+        # (float32: half the memory traffic of float64, ~1e-5 mm error at 20 mm)
         grid = [
-            ((np.arange(lo, hi) - a[ax]) * s[ax]).reshape([-1 if d == ax else 1 for d in range(3)])
+            ((np.arange(lo, hi) - a[ax]) * s[ax])
+            .astype(np.float32)
+            .reshape([-1 if d == ax else 1 for d in range(3)])
             for ax, (lo, hi) in enumerate(bbox)
         ]
+        # squared distance to the segment a-b: |g|^2 - t (2 g.d - t |d|^2), t = clip(g.d/|d|^2)
         seg = (b - a) * s
         length2 = float(seg @ seg)
+        dist2 = grid[0] ** 2 + grid[1] ** 2 + grid[2] ** 2
         if length2 > 0:
-            t = np.clip(sum(g * d for g, d in zip(grid, seg, strict=True)) / length2, 0.0, 1.0)
-            dist2 = sum((g - t * d) ** 2 for g, d in zip(grid, seg, strict=True))
-        else:
-            dist2 = sum(g * g for g in grid)
-        mask = dist2 <= r * r * (1 + 1e-9)
+            d = seg.astype(np.float32)
+            gd = grid[0] * d[0] + grid[1] * d[1] + grid[2] * d[2]
+            t = np.clip(gd * np.float32(1 / length2), 0.0, 1.0)
+            gd *= 2.0
+            gd -= t * np.float32(length2)
+            gd *= t
+            dist2 -= gd
+        mask = dist2 <= r * r * (1 + 1e-5)  # float32: ties at exactly r stay in
         region = bbox_slices(bbox)
         if self._range is not None:
             values = self._image[region]
