@@ -10,7 +10,7 @@ import pytest
 from viewer.core import editing
 from viewer.core.editing import Brush
 from viewer.core.geometry import VolumeGeometry
-from viewer.core.history import UndoStack
+from viewer.core.history import UndoStack, union_bbox
 from viewer.core.labelmap import LabelMap, Provenance, bbox_slices
 
 SPACING = (2.0, 0.7, 0.5)  # k, j, i (mm)
@@ -194,13 +194,14 @@ def test_overwrite_false_paints_background_only():
 
 def test_brush_stroke_memory_is_proportional_to_its_box_not_the_volume():
     shape = (40, 256, 256)
-    lm, stack, _ = _setup(shape=shape)
+    lm, stack, bboxes = _setup(shape=shape)
     brush = Brush(lm, stack, label=LUNG, radius_mm=5.0)
     brush.press((20, 100, 100))
     for step in range(1, 30):
         brush.move((20, 100 + step, 100 + 2 * step))
     brush.release()
-    union = np.prod([b - a for a, b in stack._undo[-1].bbox])
+    union = np.prod([b - a for a, b in union_bbox(bboxes)])
+    assert union <= (29 + 15) * (58 + 21)  # the capsule: path plus the disc (14 x 20 px)
     assert stack.nbytes <= 2 * union + 4096
     assert stack.nbytes < lm.labels.nbytes / 100
 

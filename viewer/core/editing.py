@@ -471,7 +471,9 @@ def remove_small_islands(
         raise ValueError("remove_small_islands needs either min_size_mm3 or min_voxels")
     if min_voxels is None:
         min_voxels = math.ceil(min_size_mm3 / (labelmap.geometry.voxel_volume_ml * 1000.0) - 1e-9)
-    min_voxels = max(int(min_voxels), 0)
+    if not min_voxels >= 0:
+        raise ValueError(f"minimum island size must be >= 0, got {min_size_mm3 or min_voxels!r}")
+    min_voxels = int(min_voxels)
 
     def keep(components):
         relabelled = sitk.RelabelComponent(components, minimumObjectSize=min_voxels)

@@ -52,7 +52,7 @@ class Edit:
     def __post_init__(self) -> None:
         bbox = tuple((int(a), int(b)) for a, b in self.bbox)
         shape = tuple(b - a for a, b in bbox)
-        if len(bbox) != 3 or min(shape) <= 0:
+        if len(bbox) != 3 or min(shape) <= 0 or min(a for a, _ in bbox) < 0:
             raise ValueError(f"edit bbox {self.bbox} is not a non-empty 3D box")
         for name in ("old", "new"):
             arr = getattr(self, name)
