@@ -17,6 +17,17 @@ from ai.transforms import Pipeline, TransformError, build_pipeline, output_shape
 
 FORMAT = 1
 TASKS = ("classification", "segmentation")
+#: how a model runs: ``keras`` (weights file, TensorFlow in the AI process) or ``classical``
+#: (a fixed function of radview, named by ``method``; no weights, no TensorFlow)
+BACKENDS = ("keras", "classical")
+#: ``method`` names a classical model may use -> (module, function); a fixed table in code,
+#: the model.json only picks a name from it (data, never code)
+CLASSICAL_METHODS: dict[str, tuple[str, str]] = {
+    "ct_lungs": ("ai.ct_lungs", "segment_lungs"),
+}
+#: postprocessing ops of segmentation models (see resources/models/README.md)
+POSTPROCESSING_OPS = ("within_lungs",)
+DEFAULT_BATCH_SIZE = 8
 CAM_METHODS = ("cam", "gradcam")
 WEIGHT_SUFFIXES = (".keras", ".h5")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -51,12 +62,16 @@ class CamSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model folder's spec. ``folder`` is where model.json was found (absolute)."""
+    """A model folder's spec. ``folder`` is where model.json was found (absolute).
+
+    A ``classical`` model has no ``input`` (None), no preprocessing and no weights
+    (``weights_file`` and ``weights_sha256`` are empty, ``weights_path`` is None).
+    """
 
     name: str
     version: str
     task: str
-    input: InputSpec
+    input: InputSpec | None
     preprocessing: tuple[dict, ...]
     weights_file: str
     weights_sha256: str
@@ -70,10 +85,27 @@ class ModelSpec:
     intended_use: str = ""
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    backend: str = "keras"
+    method: str | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    postprocessing: tuple[dict, ...] = ()
 
     @property
-    def weights_path(self) -> Path:
-        return self.folder / self.weights_file
+    def weights_path(self) -> Path | None:
+        """The weights file, or None for a classical model (it has none)."""
+        return self.folder / self.weights_file if self.weights_file else None
+
+    @property
+    def is_classical(self) -> bool:
+        return self.backend == "classical"
+
+    @property
+    def lungs_model(self) -> str | None:
+        """The model whose mask restricts this one's labels (``within_lungs``), if any."""
+        for step in self.postprocessing:
+            if step["op"] == "within_lungs":
+                return step["model"]
+        return None
 
     @property
     def card_path(self) -> Path | None:
@@ -85,9 +117,11 @@ class ModelSpec:
 
     @property
     def helper_models(self) -> tuple[str, ...]:
-        """Names of the models the preprocessing needs (lung_crop/lung_mask segmentation)."""
-        ops = ("lung_crop", "lung_mask")
-        names = [s["model"] for s in self.preprocessing if s.get("op") in ops]
+        """Names of the models the pre- and postprocessing need (lung_crop, lung_mask,
+        within_lungs)."""
+        ops = ("lung_crop", "lung_mask", "within_lungs")
+        steps = (*self.preprocessing, *self.postprocessing)
+        names = [s["model"] for s in steps if s.get("op") in ops]
         return tuple(dict.fromkeys(names))
 
     def pipeline(self, context: Mapping | None = None) -> Pipeline:
@@ -158,25 +192,17 @@ def _parse(data: Any, folder: Path) -> ModelSpec:
         raise ModelSpecError(f"task {task!r} must be one of {', '.join(TASKS)}")
     modalities = _strings(_get(data, "modalities", list, False, []), "modalities")
 
-    inp = _get(data, "input", dict)
-    sizes = {k: _get(inp, k, int) for k in ("height", "width", "channels")}
-    if sizes["height"] < 1 or sizes["width"] < 1:
-        raise ModelSpecError("input height and width must be >= 1")
-    if sizes["channels"] not in (1, 3):
-        raise ModelSpecError(f"input.channels must be 1 or 3, got {sizes['channels']}")
-    input_spec = InputSpec(**sizes)
-
-    steps = _get(data, "preprocessing", list)
-    try:
-        build_pipeline(steps)
-    except TransformError as exc:
-        raise ModelSpecError(f"preprocessing: {exc}") from None
-    final = output_shape(steps)
-    if final != (input_spec.height, input_spec.width):
-        raise ModelSpecError(
-            "preprocessing must end with a resize or letterbox to the input "
-            f"{input_spec.height}x{input_spec.width} (it gives {final or 'a variable size'})"
-        )
+    backend = _get(data, "backend", str, False, "keras")
+    if backend not in BACKENDS:
+        raise ModelSpecError(f"backend {backend!r} must be one of {', '.join(BACKENDS)}")
+    if backend == "classical":
+        input_spec, steps, method = None, [], _classical_method(data, task)
+    else:
+        input_spec, steps, method = _network_input(data), _get(data, "preprocessing", list), None
+        _check_preprocessing(steps, input_spec)
+    batch_size = _get(data, "batch_size", int, False, DEFAULT_BATCH_SIZE)
+    if not 1 <= batch_size <= 1024:
+        raise ModelSpecError(f"batch_size must be 1 to 1024, got {batch_size}")
 
     classes: tuple[str, ...] = ()
     labels: dict[int, str] = {}
@@ -202,20 +228,15 @@ def _parse(data: Any, folder: Path) -> ModelSpec:
     cam = None
     if "cam" in data and data["cam"] is not None:
         c = _get(data, "cam", dict)
-        method = _get(c, "method", str)
-        if method not in CAM_METHODS:
-            raise ModelSpecError(f"cam.method {method!r} must be one of {', '.join(CAM_METHODS)}")
-        cam = CamSpec(method, _get(c, "conv_layer", str, False), _get(c, "dense_layer", str, False))
+        cam_method = _get(c, "method", str)
+        if cam_method not in CAM_METHODS:
+            known = ", ".join(CAM_METHODS)
+            raise ModelSpecError(f"cam.method {cam_method!r} must be one of {known}")
+        layers = (_get(c, "conv_layer", str, False), _get(c, "dense_layer", str, False))
+        cam = CamSpec(cam_method, *layers)
 
-    w = _get(data, "weights", dict)
-    wfile = _get(w, "file", str)
-    if Path(wfile).name != wfile or wfile.startswith("."):
-        raise ModelSpecError(f"weights.file {wfile!r} must be a file name inside the model folder")
-    if not wfile.endswith(WEIGHT_SUFFIXES):
-        raise ModelSpecError(f"weights.file {wfile!r} must end in .keras or .h5")
-    sha = _get(w, "sha256", str).lower()
-    if not _SHA256.match(sha):
-        raise ModelSpecError("weights.sha256 must be 64 hexadecimal digits")
+    wfile, sha = _weights(data) if backend == "keras" else ("", "")
+    post = _postprocessing(data, task)
 
     return ModelSpec(
         name=name,
@@ -235,4 +256,82 @@ def _parse(data: Any, folder: Path) -> ModelSpec:
         intended_use=_get(data, "intended_use", str, False, ""),
         training=_get(data, "training", dict, False, {}),
         metrics=_get(data, "metrics", dict, False, {}),
+        backend=backend,
+        method=method,
+        batch_size=batch_size,
+        postprocessing=post,
     )
+
+
+def _network_input(data: Mapping) -> InputSpec:
+    inp = _get(data, "input", dict)
+    sizes = {k: _get(inp, k, int) for k in ("height", "width", "channels")}
+    if sizes["height"] < 1 or sizes["width"] < 1:
+        raise ModelSpecError("input height and width must be >= 1")
+    if sizes["channels"] not in (1, 3):
+        raise ModelSpecError(f"input.channels must be 1 or 3, got {sizes['channels']}")
+    return InputSpec(**sizes)
+
+
+def _check_preprocessing(steps: list, input_spec: InputSpec) -> None:
+    try:
+        build_pipeline(steps)
+    except TransformError as exc:
+        raise ModelSpecError(f"preprocessing: {exc}") from None
+    final = output_shape(steps)
+    if final != (input_spec.height, input_spec.width):
+        raise ModelSpecError(
+            "preprocessing must end with a resize or letterbox to the input "
+            f"{input_spec.height}x{input_spec.width} (it gives {final or 'a variable size'})"
+        )
+
+
+def _classical_method(data: Mapping, task: str) -> str:
+    """The ``method`` of a classical model: a name from :data:`CLASSICAL_METHODS`."""
+    method = _get(data, "method", str)
+    if method not in CLASSICAL_METHODS:
+        raise ModelSpecError(
+            f"method {method!r} must be one of {', '.join(sorted(CLASSICAL_METHODS))}"
+        )
+    if task != "segmentation":
+        raise ModelSpecError("a classical model must have task 'segmentation'")
+    for key in ("weights", "input", "preprocessing"):
+        if key in data:
+            raise ModelSpecError(f"a classical model has no {key!r} (it runs {method!r})")
+    return method
+
+
+def _weights(data: Mapping) -> tuple[str, str]:
+    w = _get(data, "weights", dict)
+    wfile = _get(w, "file", str)
+    if Path(wfile).name != wfile or wfile.startswith("."):
+        raise ModelSpecError(f"weights.file {wfile!r} must be a file name inside the model folder")
+    if not wfile.endswith(WEIGHT_SUFFIXES):
+        raise ModelSpecError(f"weights.file {wfile!r} must end in .keras or .h5")
+    sha = _get(w, "sha256", str).lower()
+    if not _SHA256.match(sha):
+        raise ModelSpecError("weights.sha256 must be 64 hexadecimal digits")
+    return wfile, sha
+
+
+def _postprocessing(data: Mapping, task: str) -> tuple[dict, ...]:
+    """``postprocessing`` steps: ``{"op": "within_lungs", "model": NAME, "dilate_mm": x}``."""
+    steps = _get(data, "postprocessing", list, False, [])
+    if steps and task != "segmentation":
+        raise ModelSpecError("postprocessing is for segmentation models")
+    out = []
+    for step in steps:
+        if not isinstance(step, Mapping) or step.get("op") not in POSTPROCESSING_OPS:
+            known = ", ".join(POSTPROCESSING_OPS)
+            raise ModelSpecError(f"postprocessing step {step!r} must have an op in {known}"[:200])
+        extra = set(step) - {"op", "model", "dilate_mm"}
+        if extra:
+            raise ModelSpecError(f"within_lungs: unknown parameter(s) {', '.join(sorted(extra))}")
+        model = _get(step, "model", str)
+        if not _NAME.match(model) or model == data.get("name"):
+            raise ModelSpecError(f"within_lungs: model {model!r} must name another model")
+        dilate = _get(step, "dilate_mm", (int, float), False, 0.0)
+        if not 0 <= dilate <= 50:
+            raise ModelSpecError(f"within_lungs: dilate_mm must be 0 to 50, got {dilate}")
+        out.append({"op": "within_lungs", "model": model, "dilate_mm": float(dilate)})
+    return tuple(out)

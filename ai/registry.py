@@ -127,6 +127,8 @@ def verify_weights(spec: ModelSpec) -> Path:
     never loaded.
     """
     path = spec.weights_path
+    if path is None:
+        raise WeightsError(f"model {spec.name!r} is a {spec.backend} model: it has no weights")
     if not path.is_file():
         raise WeightsError(f"model {spec.name!r}: weights file {path} is missing")
     actual = sha256_file(path)

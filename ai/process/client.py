@@ -88,8 +88,9 @@ class AIClient:
             from ai.process import worker  # no TensorFlow: the worker imports it lazily
 
             parent, child = self._ctx.Pipe(duplex=True)
-            proc = self._ctx.Process(target=worker.main, args=(child,), name="radview-ai",
-                                     daemon=True)
+            proc = self._ctx.Process(
+                target=worker.main, args=(child,), name="radview-ai", daemon=True
+            )
             proc.start()
             child.close()
             self._proc, self._conn = proc, parent
@@ -200,8 +201,12 @@ class AIClient:
                     raise Cancelled(message.message)
                 raise AIRequestError(message.kind, message.message)
 
-    def load_model(self, model: str | ModelSpec, progress: ProgressCallback | None = None,
-                   cancelled: Callable[[], bool] | None = None) -> dict:
+    def load_model(
+        self,
+        model: str | ModelSpec,
+        progress: ProgressCallback | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> dict:
         """Load a model in the child (sha256-checked); returns {"name", "version", "device"}.
 
         Optional: classify loads its model on first use. Raises AIRequestError (kind
@@ -241,7 +246,13 @@ class AIClient:
             try:
                 value = self._request(
                     lambda rid: p.Classify(
-                        rid, spec, shared_in.ref, dict(meta), helpers, want_cam, cam_class,
+                        rid,
+                        spec,
+                        shared_in.ref,
+                        dict(meta),
+                        helpers,
+                        want_cam,
+                        cam_class,
                         shared_out.ref if shared_out is not None else None,
                     ),
                     progress,
@@ -283,6 +294,50 @@ class AIClient:
             try:
                 self._request(
                     lambda rid: p.Segment(rid, spec, shared_in.ref, dict(meta), shared_out.ref),
+                    progress,
+                    cancelled,
+                )
+                return np.array(shared_out.array)
+            finally:
+                shared_in.release()
+                shared_out.release()
+
+    def segment_volume(
+        self,
+        volume_array: np.ndarray,
+        meta: Mapping,
+        model: str | ModelSpec,
+        progress: ProgressCallback | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
+        """uint8 labels (k, j, i) of a whole volume, on the volume's own grid.
+
+        ``volume_array``: (k, j, i) in modality units (Hounsfield units for CT); int16 is
+        sent as is, anything else as float32, once, through shared memory. ``meta``: see
+        :func:`ai.segment.volume_input` (which makes both from a Volume). The child runs the
+        model slice by slice in batches (``progress`` gets "slice n/N") and applies the
+        spec's postprocessing (``within_lungs`` on CT). Label n is ``spec.labels[n]``.
+        Raises Cancelled, AIRequestError or AIProcessError; the process stays usable after
+        a cancel.
+        """
+        spec = self.spec(model)
+        if spec.task != "segmentation":
+            raise ValueError(f"model {spec.name!r} is a {spec.task} model, not a segmenter")
+        helpers = self._helpers(spec)
+        volume = np.asarray(volume_array)
+        if volume.dtype != np.int16:
+            volume = volume.astype(np.float32)
+        if volume.ndim != 3 or volume.size == 0:
+            raise ValueError(f"expected a volume (k, j, i), got shape {volume.shape}")
+        with self._lock:
+            self._cancel.clear()
+            shared_in = p.SharedArray.copy_of(volume)
+            shared_out = p.SharedArray(volume.shape, np.uint8)
+            try:
+                self._request(
+                    lambda rid: p.SegmentVolume(
+                        rid, spec, shared_in.ref, dict(meta), shared_out.ref, helpers
+                    ),
                     progress,
                     cancelled,
                 )

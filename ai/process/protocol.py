@@ -77,6 +77,24 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class SegmentVolume:
+    """Label a whole volume: ``volume`` (k, j, i) int16 or float32 in modality units.
+
+    The child reads the parent's block in place (no copy) and writes uint8 labels
+    (k, j, i) into ``out``. ``meta``: photometric, modality, spacing_mm (k, j, i),
+    pixel_spacing_mm, direction (see :func:`ai.segment.volume_input`). Progress messages
+    say "slice n/N"; a Cancel is honoured between batches of slices.
+    """
+
+    request_id: int
+    spec: ModelSpec
+    volume: ArrayRef
+    meta: dict
+    out: ArrayRef
+    helpers: tuple[ModelSpec, ...] = ()
+
+
+@dataclass(frozen=True)
 class Cancel:
     """Stop request ``request_id`` at the next check (between stages)."""
 
@@ -170,4 +188,7 @@ class Attached:
 
     def __exit__(self, *exc) -> None:
         self.array = None
-        self._shm.close()
+        try:
+            self._shm.close()
+        except BufferError:  # a view is still referenced (a traceback's frame): the mapping
+            pass  # goes with the last view; the parent unlinks the block in any case

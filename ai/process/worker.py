@@ -21,7 +21,7 @@ from ai.classify import Cancelled, classify_image
 from ai.model_spec import ModelSpec, ModelSpecError
 from ai.process import protocol as p
 from ai.registry import UnknownModelError, WeightsError, verify_weights
-from ai.segment import make_segmenter, segment_probabilities
+from ai.segment import classical_model, make_segmenter, segment_probabilities, segment_volume
 from ai.transforms import TransformError
 
 
@@ -39,7 +39,9 @@ class Worker:
         self.specs: dict[str, ModelSpec] = {}  # helper specs known by name
         self.request_id: int | None = None
         self.stop = False
-        self.device = ""
+        self.cancelled = ""  # why the running request stops ("" while it runs on)
+        self.device = ""  # of the last network model loaded
+        self.devices: dict[str, str] = {}  # model name -> where it runs
 
     # -- plumbing --------------------------------------------------------------------------
     def send(self, message) -> None:
@@ -48,25 +50,40 @@ class Worker:
     def progress(self, fraction: float, message: str) -> None:
         self.send(p.Progress(self.request_id or 0, float(fraction), message))
 
-    def check_cancel(self) -> None:
-        """Read what the parent sent meanwhile; raise Cancelled on a Cancel of this request."""
-        while self.conn.poll():
+    def cancel_requested(self) -> bool:
+        """Read what the parent sent meanwhile; True once a Cancel of this request (or a
+        Shutdown) came. Never raises: classical methods poll it."""
+        while not self.cancelled and self.conn.poll():
             message = self.conn.recv()
             if isinstance(message, p.Shutdown):
                 self.stop = True
-                raise Cancelled("shutting down")
-            if isinstance(message, p.Cancel) and message.request_id == self.request_id:
-                raise Cancelled("cancelled")
+                self.cancelled = "shutting down"
+            elif isinstance(message, p.Cancel) and message.request_id == self.request_id:
+                self.cancelled = "cancelled"
             # a Cancel of an earlier request, already finished: nothing to do
+        return bool(self.cancelled)
+
+    def check_cancel(self) -> None:
+        """Raise Cancelled when a Cancel of this request (or a Shutdown) came."""
+        if self.cancel_requested():
+            raise Cancelled(self.cancelled)
 
     # -- models ----------------------------------------------------------------------------
     def model(self, spec: ModelSpec):
         cached = self.models.get(spec.name)
-        if cached is not None and cached[0].weights_path == spec.weights_path and (
-            cached[0].weights_sha256 == spec.weights_sha256
+        if (
+            cached is not None
+            and cached[0].weights_path == spec.weights_path
+            and (cached[0].weights_sha256 == spec.weights_sha256)
+            and cached[0].method == spec.method
         ):
             return cached[1]
         self.models.pop(spec.name, None)
+        if spec.is_classical:  # a radview function: no weights, no TensorFlow
+            model = classical_model(spec)
+            self.models[spec.name] = (spec, model)
+            self.devices[spec.name] = "CPU"
+            return model
         self.progress(0.05, f"loading model {spec.name}")
         path = verify_weights(spec)  # sha256 before any byte is deserialised
         from ai.backends import backend_for  # TensorFlow is imported here, the first time
@@ -74,6 +91,7 @@ class Worker:
         backend = backend_for(spec.weights_file)
         model = backend.load_model(path, spec.name)
         self.device = backend.device_name()
+        self.devices[spec.name] = self.device
         self.models[spec.name] = (spec, model)
         self.check_cancel()
         return model
@@ -92,12 +110,17 @@ class Worker:
             self.model(request.spec)
             for spec in request.helpers:
                 self.model(spec)
-            return {"name": request.spec.name, "version": request.spec.version,
-                    "device": self.device}
+            return {
+                "name": request.spec.name,
+                "version": request.spec.version,
+                "device": self.devices.get(request.spec.name, self.device),
+            }
         if isinstance(request, p.Classify):
             return self.classify(request)
         if isinstance(request, p.Segment):
             return self.segment(request)
+        if isinstance(request, p.SegmentVolume):
+            return self.segment_volume(request)
         raise TypeError(f"unknown request {type(request).__name__}")
 
     def classify(self, request: p.Classify) -> dict:
@@ -140,8 +163,33 @@ class Worker:
         self.check_cancel()
         with p.Attached(request.out) as out:
             out[...] = probs
-        return {"labels": {str(k): v for k, v in request.spec.labels.items()},
-                "device": self.device}
+        return {
+            "labels": {str(k): v for k, v in request.spec.labels.items()},
+            "device": self.device,
+        }
+
+    def segment_volume(self, request: p.SegmentVolume) -> dict:
+        model = self.model(request.spec)
+        for name in request.spec.helper_models:
+            self.helper(name)  # load now, before the first slice
+        self.check_cancel()
+        with p.Attached(request.volume) as volume, p.Attached(request.out) as out:
+            info = segment_volume(
+                volume,
+                request.meta,
+                request.spec,
+                model,
+                out,
+                get_helper=self.helper,
+                progress=lambda f, m: self.progress(0.1 + 0.9 * f, m),
+                check_cancel=self.check_cancel,
+                cancel_requested=self.cancel_requested,
+            )
+        return {
+            **info,
+            "labels": {str(k): v for k, v in request.spec.labels.items()},
+            "device": self.devices.get(request.spec.name, self.device),
+        }
 
     def run(self) -> None:
         while not self.stop:
@@ -154,6 +202,7 @@ class Worker:
             if isinstance(request, p.Cancel):
                 continue  # arrived after its request finished
             self.request_id = getattr(request, "request_id", 0)
+            self.cancelled = ""
             try:
                 value = self.handle(request)
                 reply = p.Result(self.request_id, value)
