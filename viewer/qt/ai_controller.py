@@ -45,6 +45,17 @@ class AIController(QObject):
             self.registry.rescan()
         self.panel.set_models(self.registry.list_models("classification"))
 
+    def get_client(self):
+        """The viewer's one AIClient (one AI process for classification and segmentation),
+        made on first use; the process itself starts with the first request."""
+        if self.client is None:
+            from ai.process.client import AIClient
+
+            if self.registry is None:
+                self.refresh_models()
+            self.client = AIClient(self.registry)
+        return self.client
+
     # -- which image ----------------------------------------------------------------------
     def _target(self):
         """(slice view, plane index k) of the image the assistant works on, or (None, -1):
@@ -74,14 +85,9 @@ class AIController(QObject):
             self.panel.set_busy(False, "Open an image first.")
             return
         from ai.classify import image_from_volume
-        from ai.process.client import AIClient
 
         image, meta = image_from_volume(volume, k)
-        if self.registry is None:
-            self.refresh_models()
-        if self.client is None:
-            self.client = AIClient(self.registry)
-        client = self.client
+        client = self.get_client()
         where = "this image" if volume.geometry.shape[0] == 1 else f"slice {k + 1}"
         self.panel.set_busy(True, f"Running {model} on {where} (the first run starts the AI "
                                   "process and loads the model)\u2026")

@@ -1,4 +1,5 @@
-"""The main window: menus, docks (series, tags, histogram), the view grid, status bar.
+"""The main window: menus, docks (series, tags, histogram, AI, segmentation), the view grid,
+status bar.
 
 Thin: scanning and loading run in workers (viewer.qt.workers) calling viewer.core; the
 views (viewer.qt.viewport) listen to the Session model.
@@ -27,7 +28,10 @@ from viewer.core.windowing import PRESETS, WindowLevel, parse_window
 from viewer.qt.ai_controller import AIController
 from viewer.qt.panels import SeriesBrowser, TagBrowser, WindowHistogram
 from viewer.qt.panels.ai_panel import AIPanel
+from viewer.qt.panels.segment_panel import SegmentPanel
+from viewer.qt.segment_controller import SegmentController
 from viewer.qt.shortcuts import SHORTCUTS, ShortcutsDialog
+from viewer.qt.tools import PAINT_TOOLS
 from viewer.qt.view_grid import ViewGrid
 from viewer.qt.workers import TaskRunner
 
@@ -62,6 +66,13 @@ class MainWindow(QMainWindow):
         ai_dock.raise_()
         self._dock("Window", self.histogram, Qt.RightDockWidgetArea)
         self.ai = AIController(self)
+        self.segments = SegmentController(self)
+        self.segment_panel = SegmentPanel(self.segments)
+        self.segment_dock = self._dock("Segmentation", self.segment_panel,
+                                       Qt.RightDockWidgetArea)
+        self.tabifyDockWidget(ai_dock, self.segment_dock)
+        ai_dock.raise_()
+        self.segments.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
         self._build_status_bar()
         self._build_menus()
 
@@ -159,17 +170,75 @@ class MainWindow(QMainWindow):
         tools = QActionGroup(self)
         self.tool_actions = {}
         for key, (text, shortcut) in self.views.TOOLS.items():
-            act = self._action(t, text, lambda _=False, k=key: self.views.set_tool(k), shortcut,
+            if key == "brush":
+                t.addSeparator()
+            act = self._action(t, text, lambda _=False, k=key: self.set_tool(k), shortcut,
                                checkable=True)
             tools.addAction(act)
             self.tool_actions[key] = act
         self.tool_actions["window"].setChecked(True)
+        self.segments.tool_changed.connect(lambda k: self.tool_actions[k].setChecked(True))
         t.addSeparator()
         self._action(t, "Delete last measurement", self.views.delete_measurement, "Delete")
+        self._build_segmentation_menu()
 
         h = self.menuBar().addMenu("&Help")
         self._action(h, "&Keyboard shortcuts", self.show_shortcuts, "F1")
         self._action(h, "&About radview", self.show_about)
+
+    def _build_segmentation_menu(self) -> None:
+        seg = self.segments
+        m = self.menuBar().addMenu("&Segmentation")
+        self.model_menu = m.addMenu("Run &model")
+        seg.models_changed.connect(self._refresh_model_menu)
+        m.addSeparator()
+        self._action(m, "&Import DICOM SEG/NIfTI…", seg.io.choose_import)
+        self._action(m, "Export DICOM &SEG…", lambda: seg.io.choose_export("seg"))
+        self._action(m, "Export &NIfTI…", lambda: seg.io.choose_export("nifti"))
+        self._action(m, "Export &PNG overlay…", lambda: seg.io.choose_export("png"))
+        self._action(m, "Export &quantification…", lambda: seg.io.choose_export("quant"))
+        m.addSeparator()
+        self.undo_action = self._action(m, "&Undo", seg.undo, "Ctrl+Z")
+        self.redo_action = self._action(m, "&Redo", seg.redo, "Ctrl+Y")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Y"), QKeySequence("Ctrl+Shift+Z")])
+        seg.history_changed.connect(self._refresh_undo)
+        m.addSeparator()
+        self._action(m, "&Add segment", lambda: seg.add_segment(), "Ctrl+Shift+N")
+        self._action(m, "Next segment", lambda: seg.next_segment(1), "Tab")
+        self._action(m, "Previous segment", lambda: seg.next_segment(-1), "Shift+Tab")
+        self.masks_action = self._action(m, "Show &masks", seg.set_masks_visible, "H",
+                                         checkable=True)
+        self.masks_action.setChecked(True)
+        seg.masks_visibility_changed.connect(self.masks_action.setChecked)
+        self._action(m, "Bigger brush", lambda: seg.step_brush(1), "]")
+        self._action(m, "Smaller brush", lambda: seg.step_brush(-1), "[")
+        self._refresh_undo()
+
+    def _refresh_model_menu(self, specs) -> None:
+        self.model_menu.clear()
+        for spec in specs:
+            act = self.model_menu.addAction(f"{spec.name} {spec.version}")
+            act.triggered.connect(lambda _=False, n=spec.name: self._run_segmentation(n))
+        self.model_menu.setEnabled(bool(specs))
+
+    def _run_segmentation(self, name: str) -> None:
+        self.segment_dock.raise_()
+        self.segments.run_model(name)
+
+    def _refresh_undo(self) -> None:
+        stack = self.segments.stack
+        can_undo = stack is not None and stack.can_undo
+        can_redo = stack is not None and stack.can_redo
+        self.undo_action.setEnabled(can_undo)
+        self.redo_action.setEnabled(can_redo)
+        self.undo_action.setText(f"&Undo {stack.undo_name}" if can_undo else "&Undo")
+        self.redo_action.setText(f"&Redo {stack.redo_name}" if can_redo else "&Redo")
+
+    def set_tool(self, key: str) -> None:
+        """Select a mouse tool (menus, keys, the segment panel); paint tools show the panel."""
+        self.segments.set_tool(key)
+        if key in PAINT_TOOLS:
+            self.segment_dock.raise_()
 
     # -- settings -------------------------------------------------------------------------
     def _restore_settings(self) -> None:
@@ -233,6 +302,7 @@ class MainWindow(QMainWindow):
         if name not in self.layout_actions:
             name = "1x3"
         self.views.set_layout(name)
+        self.segments.display.schedule_surfaces()  # the 3D view may have appeared
         self.layout_actions[name].setChecked(True)
         self.settings.setValue("view/layout", name)
 
@@ -342,8 +412,12 @@ class MainWindow(QMainWindow):
 
     def _failed(self, message: str) -> None:
         self._scan_task = self._load_task = None
-        self.last_error = message
         self._idle(message)
+        self.show_error(message)
+
+    def show_error(self, message: str) -> None:
+        """A one-line error in a non-modal message box (the window stays usable)."""
+        self.last_error = message
         box = QMessageBox(QMessageBox.Warning, "radview", message, QMessageBox.Ok, self)
         box.setAttribute(Qt.WA_DeleteOnClose)
         box.open()  # non-modal: the window stays usable
@@ -391,6 +465,7 @@ class MainWindow(QMainWindow):
         """Stop background work and release the views (idempotent)."""
         self.cancel_work()
         self.ai.cancel()
+        self.segments.shutdown()
         self.tasks.cancel_all()
         self.tasks.wait_all(3000)
         self.ai.shutdown()

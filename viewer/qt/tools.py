@@ -4,6 +4,14 @@ Conventions radiologists know: right drag = window/level (zoom when the zoom too
 active), middle drag = pan, wheel = slices, ctrl+wheel = zoom, a click without a drag moves
 the linked crosshair. Measurements become :class:`viewer.core.measure.Measurement` records
 in the session; the viewport only draws them.
+
+Segmentation tools (as in 3D Slicer's Segment Editor, keys chosen not to clash with the
+ones above): brush (B), eraser (X), threshold brush (Shift+B: paints only where HU is in
+the panel's range), flood fill (G, a click). A left drag with the brush or eraser is one
+stroke (one undo step); Ctrl inverts it (the brush erases, the eraser paints); Shift+wheel
+changes the brush size. The viewport reports strokes and hovering as Qt signals
+(``paint_pressed``/``paint_moved``/``paint_released``/``hovered``); the segment
+controller (viewer.qt.segment_controller) turns them into label-map edits.
 """
 
 from __future__ import annotations
@@ -22,8 +30,18 @@ TOOLS: dict[str, tuple[str, str]] = {
     "angle": ("Measure &angle", "A"),
     "ellipse": ("&Ellipse ROI", "E"),
     "rectangle": ("Rec&tangle ROI", "T"),
+    "brush": ("&Brush (paint the active segment)", "B"),
+    "eraser": ("Era&ser (erase the active segment)", "X"),
+    "threshold": ("T&hreshold brush (paint within the HU range)", "Shift+B"),
+    "fill": ("Flood &fill (click)", "G"),
 }
 MEASURE_TOOLS = ("length", "angle", "ellipse", "rectangle")
+#: tools whose left drag is a brush stroke
+BRUSH_TOOLS = ("brush", "eraser", "threshold")
+#: tools that edit the label map with the left button (a drag or a click)
+PAINT_TOOLS = (*BRUSH_TOOLS, "fill")
+#: brush size steps for [ / ] and Shift+wheel: multiply or divide by this
+BRUSH_STEP = 1.15
 CLICK_PX = 3.0  # a press and release closer than this is a click, not a drag
 
 

@@ -1,5 +1,13 @@
 """Viewport: one VTK widget showing a SliceView (or the 3D view) and turning mouse and
-wheel input into Session changes (through its ViewGrid, viewer.qt.view_grid)."""
+wheel input into Session changes (through its ViewGrid, viewer.qt.view_grid).
+
+With a paint tool (viewer.qt.tools.PAINT_TOOLS) the left button does not move the cursor:
+the viewport emits ``paint_pressed(viewport, lps, modifiers)``, ``paint_moved(viewport,
+lps)`` and ``paint_released(viewport)`` (LPS mm on the shown slice plane), and
+``hovered(viewport, lps | None)`` while the mouse moves over it (None: it left), so the
+segment controller can edit the label map and move the brush cursor. Shift+wheel emits
+``brush_size_step(+1 | -1)``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,13 @@ from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera, vtkInteractorStyleUser
 from vtkmodules.vtkRenderingCore import vtkRenderer
 
-from viewer.qt.tools import MEASURE_TOOLS, Drag, MeasureDraft, measurement_orientation
+from viewer.qt.tools import (
+    MEASURE_TOOLS,
+    PAINT_TOOLS,
+    Drag,
+    MeasureDraft,
+    measurement_orientation,
+)
 from viewer.render.annotations import (
     AngleAnnotation,
     EllipseRoi,
@@ -24,6 +38,11 @@ class Viewport(QVTKRenderWindowInteractor):
     """One view in a VTK widget. ``kind``: axial, coronal, sagittal, image or 3d."""
 
     double_clicked = Signal(object)
+    paint_pressed = Signal(object, object, object)  # viewport, lps, Qt.KeyboardModifiers
+    paint_moved = Signal(object, object)  # viewport, lps
+    paint_released = Signal(object)  # viewport
+    hovered = Signal(object, object)  # viewport, lps (None: the mouse left the view)
+    brush_size_step = Signal(int)  # +1 bigger, -1 smaller (Shift+wheel with a paint tool)
 
     def __init__(self, grid, kind: str) -> None:
         super().__init__(grid)
@@ -39,6 +58,7 @@ class Viewport(QVTKRenderWindowInteractor):
         self.view: SliceView | VolumeView | None = None
         self._drag: Drag | None = None
         self._draft: MeasureDraft | None = None
+        self._painting = False
         self._preview = None
         self._annotations: dict[str, object] = {}
         self._finalized = False
@@ -54,9 +74,11 @@ class Viewport(QVTKRenderWindowInteractor):
             if volume.is_color or volume.geometry.shape[0] < 2:
                 return
             self.view = VolumeView(self.renderer, image, volume=volume)
+            self.view.render_request = self.update
         else:
             orientation = "image" if self.kind == "image" else self.kind
             self.view = SliceView(self.renderer, volume, image, orientation)
+            self.view.render_request = self.update  # label layers: one coalesced repaint
 
     def clear(self) -> None:
         self._remove_annotations()
@@ -102,7 +124,10 @@ class Viewport(QVTKRenderWindowInteractor):
         if view is None:
             return super().wheelEvent(event)
         steps = event.angleDelta().y() / 120.0 or event.angleDelta().x() / 120.0
-        if event.modifiers() & Qt.ControlModifier:
+        if event.modifiers() & Qt.ShiftModifier and self.grid.tool in PAINT_TOOLS:
+            if steps:  # Shift turns a vertical wheel into a horizontal one on some systems
+                self.brush_size_step.emit(1 if steps > 0 else -1)
+        elif event.modifiers() & Qt.ControlModifier:
             view.zoom(1.1 ** steps)
             self.render()
         elif steps:
@@ -119,6 +144,10 @@ class Viewport(QVTKRenderWindowInteractor):
         if event.button() == Qt.LeftButton and tool in MEASURE_TOOLS:
             self._measure_press(view, x, y)
             return
+        if event.button() == Qt.LeftButton and tool in PAINT_TOOLS:
+            self._painting = True
+            self.paint_pressed.emit(self, view.display_to_lps(x, y), event.modifiers())
+            return
         action = {Qt.LeftButton: tool, Qt.MiddleButton: "pan",
                   Qt.RightButton: "zoom" if tool == "zoom" else "window"}.get(event.button())
         if action is not None:
@@ -131,6 +160,11 @@ class Viewport(QVTKRenderWindowInteractor):
         x, y = self.display_xy(event)
         point = view.display_to_lps(x, y)
         self.grid.report_cursor(point)
+        if self.grid.tool in PAINT_TOOLS:
+            self.hovered.emit(self, point)
+        if self._painting:
+            self.paint_moved.emit(self, point)
+            return
         if self._draft is not None:
             self._show_preview(view, self._draft.preview(point))
             self.render()
@@ -156,6 +190,10 @@ class Viewport(QVTKRenderWindowInteractor):
         if view is None:
             return super().mouseReleaseEvent(event)
         x, y = self.display_xy(event)
+        if self._painting and event.button() == Qt.LeftButton:
+            self._painting = False
+            self.paint_released.emit(self)
+            return
         if self._draft is not None and self._draft.kind != "angle" and self._draft.points:
             self._measure_add(view, x, y)
             return
@@ -163,7 +201,15 @@ class Viewport(QVTKRenderWindowInteractor):
         if drag is not None and not drag.moved and drag.button == Qt.LeftButton:
             self.grid.session.set_cursor(view.display_to_lps(x, y))
 
+    def leaveEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if self.grid.tool in PAINT_TOOLS:
+            self.hovered.emit(self, None)
+        super().leaveEvent(event)
+
     def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if self.grid.tool in PAINT_TOOLS and self.kind != "3d":
+            self.mousePressEvent(event)  # a quick second click paints too
+            return
         if self.grid.tool in MEASURE_TOOLS and self.kind != "3d":
             return
         self.double_clicked.emit(self)

@@ -1,0 +1,546 @@
+"""SegmentController: the segmentation editor's logic in the viewer (3D Slicer's "Logic").
+
+It owns what the panel, the menus and the mouse act on, and runs no widget itself:
+
+* the session's label map (``session.labelmap``, made on the open volume's grid on the first
+  edit) with its :class:`~viewer.core.history.UndoStack` (a brush stroke, a fill, a model
+  run, an import are each ONE undo step);
+* the active segment and the tool settings: brush radius in mm, 2D disc or 3D sphere, the
+  HU range of the threshold brush and of the flood fill;
+* the label layers drawn over every slice view, the brush cursor, the 3D surfaces;
+* segmentation models run in the AI process through the AI controller's client (one AI
+  process for the whole viewer), on a worker thread: the GUI never waits;
+* quantification (``viewer.core.quantify``) recomputed on a worker after each change,
+  throttled; import (DICOM SEG, NIfTI and other label volumes) and export (DICOM SEG,
+  NIfTI, PNG overlay, quantification CSV/JSON).
+
+Logic and dialogs are split: ``export_seg(path)``, ``export_nifti(path)``,
+``export_png(path)``, ``export_quantification(path)`` and ``import_file(path)`` run
+without a widget (the tests and the menu call the same functions) and raise ValueError /
+OSError with a one-line message; the ``choose_*`` methods ask for a path with a file
+dialog and report errors as a non-modal message (MainWindow.show_error).
+
+Model results are merged into the open label map, never replace it (rule
+:data:`MERGE_RULE`): running ``ct-infection`` after ``ct-lungs`` keeps both lungs and adds
+ground-glass and consolidation on top of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+
+from viewer.core import editing
+from viewer.core.history import UndoStack, diff_edit
+from viewer.core.labelmap import (
+    LEFT_LUNG,
+    LUNG,
+    RIGHT_LUNG,
+    LabelMap,
+    Provenance,
+    full_bbox,
+)
+from viewer.qt.segment_io import SegmentIO
+from viewer.qt.segment_views import SegmentViews
+from viewer.qt.tools import BRUSH_STEP
+
+MERGE_RULE = (
+    "A model's labels are added to the open segmentation: they overwrite only background "
+    "and (unlocked) lung voxels; other segments, locked ones and the model's background "
+    "leave the voxels as they are."
+)
+LUNG_CODES = {LUNG.value, RIGHT_LUNG.value, LEFT_LUNG.value}
+MIN_RADIUS_MM, MAX_RADIUS_MM = 0.5, 100.0
+QUANTIFY_DELAY_MS = 250
+
+
+def is_lung(segment) -> bool:
+    """A lung segment (left, right or both) by its SNOMED type, or by name."""
+    return segment.type.value in LUNG_CODES or "lung" in segment.name.lower()
+
+
+def merged_labels(labelmap: LabelMap, result: np.ndarray, names: dict[int, str]) -> np.ndarray:
+    """The label array after adding a model's ``result`` (its values named by ``names``)
+    following :data:`MERGE_RULE`. Segments missing from the map are added (by name, so the
+    known ones get their SNOMED codes); the map's voxels are not written here."""
+    result = np.asarray(result)
+    if result.shape != labelmap.shape:
+        raise ValueError(f"model labels {result.shape} do not match the image {labelmap.shape}")
+    lut = np.zeros(256, dtype=np.uint8)
+    for value, name in sorted(names.items()):
+        if int(value) == 0 or not name or name.lower() == "background":
+            continue
+        label = labelmap.label_of(name)
+        lut[int(value)] = label if label is not None else labelmap.add_segment(name)
+    incoming = lut[result.astype(np.uint8, copy=False)]
+    writable = np.zeros(256, dtype=bool)
+    writable[0] = True
+    for value, segment in labelmap.segments.items():
+        writable[value] = is_lung(segment) and not segment.locked
+    current = labelmap.labels
+    take = (incoming != 0) & writable[current]
+    return np.where(take, incoming, current)
+
+
+class SegmentController(QObject):
+    """See the module docstring. ``window``: the MainWindow (session, views, tasks, ai)."""
+
+    labelmap_replaced = Signal(object)  # LabelMap | None
+    segments_changed = Signal()
+    active_changed = Signal(int)  # label, 0 = none
+    tool_changed = Signal(str)
+    brush_changed = Signal()  # radius, sphere or HU range
+    history_changed = Signal()
+    quantification_changed = Signal(object)  # Quantification | None
+    masks_visibility_changed = Signal(bool)
+    models_changed = Signal(list)  # ModelSpecs of segmentation models
+    busy_changed = Signal(bool, str)  # a model runs, status text
+    progress = Signal(int, int)
+    message = Signal(str)  # status-bar text
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.window = window
+        self.session = window.session
+        self.views = window.views
+        self.stack: UndoStack | None = None
+        self.active_label = 0
+        self.radius_mm = 5.0
+        self.sphere = False
+        self.hu_range: tuple[float, float] = (-1000.0, -300.0)
+        self.masks_visible = True
+        self.quantification = None
+        self.model_specs: list = []
+        self._brush: editing.Brush | None = None
+        self._stroke_vp = None
+        self._task = None
+        self._quant_generation = 0
+        self.display = SegmentViews(self)
+        self.io = SegmentIO(self)
+        self._quant_timer = QTimer(self)
+        self._quant_timer.setSingleShot(True)
+        self._quant_timer.setInterval(QUANTIFY_DELAY_MS)
+        self._quant_timer.timeout.connect(self._quantify)
+        self.session.labelmap_changed.connect(self._on_labelmap)
+        for vp in self.views.viewports.values():
+            vp.paint_pressed.connect(self._pressed)
+            vp.paint_moved.connect(self._moved)
+            vp.paint_released.connect(self._released)
+            vp.hovered.connect(self.display.hover)
+            vp.brush_size_step.connect(self.step_brush)
+        QTimer.singleShot(0, self.refresh_models)
+
+    # -- label map ------------------------------------------------------------------------
+    @property
+    def labelmap(self) -> LabelMap | None:
+        return self.session.labelmap
+
+    def ensure_labelmap(self) -> LabelMap:
+        """The session's label map; an empty one on the volume's grid when there is none."""
+        if self.session.labelmap is None:
+            volume = self.session.volume
+            if volume is None:
+                raise ValueError("open an image first")
+            self.session.set_labelmap(LabelMap(volume.geometry))
+        return self.session.labelmap
+
+    def _on_labelmap(self, labelmap: LabelMap | None) -> None:
+        self._brush = None
+        if self.stack is not None:
+            self.stack.changed.disconnect(self._history)
+        self.stack = None
+        if labelmap is not None:
+            self.stack = UndoStack(labelmap)
+            self.stack.changed.connect(self._history)
+            labelmap.segments_changed.connect(self._segments)
+        self.display.set_labelmap(labelmap)
+        if labelmap is not None:  # after the layers: they update before we render
+            labelmap.changed.connect(self._labels_changed)
+        labels = sorted(labelmap.segments) if labelmap is not None else []
+        self.active_label = labels[0] if labels else 0
+        self.labelmap_replaced.emit(labelmap)
+        self.segments_changed.emit()
+        self.active_changed.emit(self.active_label)
+        self.history_changed.emit()
+        self.schedule_refresh()
+
+    def _labels_changed(self, _bbox) -> None:
+        # the layers ask their views for a repaint; numbers and surfaces follow after a stroke
+        if self._brush is None:
+            self.schedule_refresh()
+
+    def _segments(self) -> None:
+        lm = self.labelmap
+        if lm is not None and self.active_label not in lm.segments:
+            self.active_label = min(lm.segments) if lm.segments else 0
+            self.active_changed.emit(self.active_label)
+        self.segments_changed.emit()
+        self.schedule_refresh()
+
+    def _history(self) -> None:
+        self.history_changed.emit()
+
+    # -- segments -------------------------------------------------------------------------
+    def add_segment(self, name: str = "") -> int:
+        """Add a segment (default name "Segment n") and make it the active one."""
+        lm = self.ensure_labelmap()
+        name = name.strip() or f"Segment {len(lm.segments) + 1}"
+        label = lm.add_segment(name)
+        self.set_active(label)
+        return label
+
+    def remove_segment(self, label: int) -> None:
+        """Remove a segment and its voxels (clears the undo history: the panel asks first)."""
+        if self.labelmap is not None and label in self.labelmap.segments:
+            self.labelmap.remove_segment(label)
+
+    def update_segment(self, label: int, **changes) -> None:
+        """name, color (r, g, b 0..255), visible, opacity (0..1), locked."""
+        if self.labelmap is not None and label in self.labelmap.segments:
+            self.labelmap.update_segment(label, **changes)
+
+    def set_active(self, label: int) -> None:
+        if self.labelmap is not None and label in self.labelmap.segments:
+            if label != self.active_label:
+                self.active_label = label
+                self.active_changed.emit(label)
+
+    def next_segment(self, step: int = 1) -> None:
+        """Make the next (step 1) or previous (-1) segment active, wrapping around."""
+        lm = self.labelmap
+        if lm is None or not lm.segments:
+            return
+        labels = sorted(lm.segments)
+        pos = labels.index(self.active_label) if self.active_label in labels else -1
+        self.set_active(labels[(pos + step) % len(labels)])
+
+    def set_masks_visible(self, visible: bool) -> None:
+        self.masks_visible = bool(visible)
+        self.display.set_visible(self.masks_visible)
+        self.masks_visibility_changed.emit(self.masks_visible)
+
+    def toggle_masks(self) -> None:
+        self.set_masks_visible(not self.masks_visible)
+
+    def _active_for_edit(self) -> int:
+        """The active segment, made (and shown) when needed; ValueError when locked."""
+        lm = self.ensure_labelmap()
+        if self.active_label not in lm.segments:
+            self.add_segment()
+        segment = lm.segments[self.active_label]
+        if segment.locked:
+            raise ValueError(f"{segment.name} is locked: unlock it to edit it")
+        if not segment.visible:
+            lm.update_segment(self.active_label, visible=True)
+        return self.active_label
+
+    # -- tools ----------------------------------------------------------------------------
+    def set_tool(self, key: str) -> None:
+        self.views.set_tool(key)
+        self.display.tool_changed(key)
+        self.tool_changed.emit(key)
+
+    def set_radius(self, radius_mm: float) -> None:
+        r = float(min(max(float(radius_mm), MIN_RADIUS_MM), MAX_RADIUS_MM))
+        if r != self.radius_mm:
+            self.radius_mm = r
+            self.display.brush_changed()
+            self.brush_changed.emit()
+
+    def step_brush(self, step: int) -> None:
+        """Bigger (step > 0) or smaller brush, by :data:`BRUSH_STEP` per step."""
+        self.set_radius(self.radius_mm * BRUSH_STEP**step)
+
+    def set_sphere(self, sphere: bool) -> None:
+        if bool(sphere) != self.sphere:
+            self.sphere = bool(sphere)
+            self.brush_changed.emit()
+
+    def set_hu_range(self, low: float, high: float) -> None:
+        low, high = float(low), float(high)
+        if low > high:
+            low, high = high, low
+        if (low, high) != self.hu_range:
+            self.hu_range = (low, high)
+            self.brush_changed.emit()
+
+    def index_of(self, lps) -> np.ndarray:
+        """Continuous voxel index (k, j, i) of an LPS point (mm)."""
+        return self.session.volume.geometry.lps_to_index(np.asarray(lps, dtype=float))
+
+    def _pressed(self, vp, lps, modifiers) -> None:
+        view, volume = vp.slice_view, self.session.volume
+        if view is None or volume is None or self._brush is not None:
+            return
+        tool = self.views.tool
+        try:
+            label = self._active_for_edit()
+            if tool == "fill":
+                self.fill_at(lps, view.axis.array_axis)
+                return
+            if tool == "threshold" and volume.is_color:
+                raise ValueError("the threshold brush needs a grey-scale image")
+            erase = (tool == "eraser") != bool(modifiers & Qt.ControlModifier)
+            brush = editing.Brush(
+                self.labelmap, self.stack, label=label, radius_mm=self.radius_mm,
+                axis=view.axis.array_axis, sphere=self.sphere, erase=erase,
+                hu_range=self.hu_range if tool == "threshold" else None,
+                image=volume.array if tool == "threshold" else None,
+            )  # fmt: skip
+            self._brush, self._stroke_vp = brush, vp
+            brush.press(self.index_of(lps))
+        except ValueError as exc:
+            self._end_stroke()
+            self.message.emit(str(exc))
+
+    def _moved(self, vp, lps) -> None:
+        if self._brush is not None and vp is self._stroke_vp:
+            try:
+                self._brush.move(self.index_of(lps))
+            except ValueError as exc:
+                self.message.emit(str(exc))
+
+    def _released(self, vp) -> None:
+        if vp is self._stroke_vp:
+            self._end_stroke()
+
+    def _end_stroke(self) -> None:
+        brush, self._brush, self._stroke_vp = self._brush, None, None
+        if brush is not None:
+            brush.release()
+            self.views.render_all()
+            self.schedule_refresh()
+
+    def stroke(self, view_kind: str, points_lps, *, erase: bool = False) -> None:
+        """Paint a stroke through LPS points in a view as one undo step, as a mouse drag
+        with the current tool would (scripting and tests)."""
+        vp = self.views.viewports[view_kind]
+        mods = Qt.ControlModifier if erase != (self.views.tool == "eraser") else Qt.NoModifier
+        points = [np.asarray(p, dtype=float) for p in points_lps]
+        self._pressed(vp, points[0], mods)
+        for p in points[1:]:
+            self._moved(vp, p)
+        self._released(vp)
+
+    # -- one-shot operations (each one undo step) -----------------------------------------
+    def fill_at(self, lps, axis: int | None) -> None:
+        """Flood fill from an LPS point: voxels connected to it whose value lies in the HU
+        range, in the slice normal to ``axis`` (a disc brush) or in 3D (sphere brush)."""
+        volume = self.session.volume
+        if volume.is_color:
+            raise ValueError("flood fill needs a grey-scale image")
+        label = self._active_for_edit()
+        seed = np.rint(self.index_of(lps)).astype(int)
+        if ((seed < 0) | (seed >= np.asarray(volume.geometry.shape))).any():
+            return
+        edit = editing.flood_fill(
+            self.labelmap,
+            self.stack,
+            seed,
+            label,
+            volume.array,
+            hu_range=self.hu_range,
+            axis=None if self.sphere else axis,
+        )
+        if edit is None:
+            lo, hi = self.hu_range
+            self.message.emit(f"Nothing filled: the value there is outside {lo:g}..{hi:g} HU")
+
+    def operate(self, operation: str, **options) -> bool:
+        """Run a region operation on the active segment as one undo step: ``islands``
+        (min_size_mm3), ``largest``, ``holes``, ``interpolate`` (along the active view's
+        slice axis), ``margin`` (margin_mm, > 0 grows, < 0 shrinks), ``clear``. Returns
+        whether voxels changed; a locked or missing segment gives a status message."""
+        try:
+            label = self._active_for_edit()
+            lm, stack = self.labelmap, self.stack
+            if operation == "islands":
+                edit = editing.remove_small_islands(lm, stack, label, options["min_size_mm3"])
+            elif operation == "largest":
+                edit = editing.keep_largest_island(lm, stack, label)
+            elif operation == "holes":
+                edit = editing.fill_holes(lm, stack, label, axis=self._view_axis())
+            elif operation == "interpolate":
+                edit = editing.interpolate_slices(lm, stack, label, axis=self._view_axis() or 0)
+            elif operation == "margin":
+                edit = editing.grow_shrink(lm, stack, label, options["margin_mm"])
+            elif operation == "clear":
+                edit = editing.clear_segment(lm, stack, label)
+            else:
+                raise ValueError(f"unknown operation {operation!r}")
+        except ValueError as exc:
+            self.message.emit(str(exc))
+            return False
+        if edit is None:
+            self.message.emit("Nothing changed")
+        return edit is not None
+
+    def _view_axis(self) -> int | None:
+        """Array axis normal to the active slice view (None: the 3D view)."""
+        view = self.views.active.slice_view
+        return view.axis.array_axis if view is not None else 0
+
+    # -- undo -----------------------------------------------------------------------------
+    def undo(self) -> None:
+        if self.stack is not None and self.stack.can_undo:
+            name = self.stack.undo_name
+            self.stack.undo()
+            self.message.emit(f"Undone: {name}")
+
+    def redo(self) -> None:
+        if self.stack is not None and self.stack.can_redo:
+            name = self.stack.redo_name
+            self.stack.redo()
+            self.message.emit(f"Redone: {name}")
+
+    # -- models ---------------------------------------------------------------------------
+    def refresh_models(self) -> None:
+        """List the segmentation models of the AI controller's registry."""
+        ai = self.window.ai
+        if ai.registry is None:
+            ai.refresh_models()
+        self.model_specs = ai.registry.list_models("segmentation")
+        self.models_changed.emit(self.model_specs)
+
+    def run_model(self, name: str) -> None:
+        """Segment the open volume with model ``name`` in the AI process (worker thread);
+        the result is merged (:data:`MERGE_RULE`) as one undo step."""
+        volume = self.session.volume
+        if volume is None or not name:
+            self.busy_changed.emit(False, "Open an image first.")
+            return
+        if self._task is not None:
+            return
+        from ai.segment import volume_input
+
+        ai = self.window.ai
+        if ai.registry is None:
+            ai.refresh_models()
+        try:
+            spec = ai.registry.get(name)
+        except LookupError as exc:
+            self.busy_changed.emit(False, str(exc))
+            return
+        array, meta = volume_input(volume)
+        client = ai.get_client()
+        self.busy_changed.emit(
+            True,
+            f"Running {spec.name} {spec.version} on the whole image "
+            "(the first run starts the AI process)\u2026",
+        )
+
+        def work(progress, cancelled):  # worker thread: the client blocks, not the GUI
+            def fraction(f: float, _message: str = "") -> None:
+                progress(int(round(100 * f)), 100)
+
+            return client.segment_volume(array, meta, spec.name, fraction, cancelled)
+
+        self._task = self.window.tasks.run(
+            work,
+            on_finished=lambda labels: self._model_done(spec, volume, labels),
+            on_failed=self._model_failed,
+            on_progress=self.progress.emit,
+            on_cancelled=lambda: self._model_failed("Cancelled."),
+        )
+
+    def cancel_model(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    @property
+    def model_running(self) -> bool:
+        return self._task is not None
+
+    def _model_failed(self, message: str) -> None:
+        self._task = None
+        self.busy_changed.emit(False, "Cancelled." if "Cancelled" in message else message)
+
+    def _model_done(self, spec, volume, labels) -> None:
+        self._task = None
+        if self.session.volume is not volume:
+            self.busy_changed.emit(False, "The image changed while the model ran: result dropped")
+            return
+        try:
+            changed = self.apply_model_result(spec.name, spec.version, labels, spec.labels)
+        except ValueError as exc:
+            self.busy_changed.emit(False, str(exc))
+            return
+        self.busy_changed.emit(False, f"{spec.name} {spec.version}: {changed} voxels labelled")
+
+    def apply_model_result(self, model: str, version: str, labels, names: dict[int, str]) -> int:
+        """Merge a model's label volume into the session's label map (one undo step named
+        after the model); provenance AUTOMATIC with the model's name and version (joined
+        with the earlier model's when the map held only another model's output, else
+        SEMIAUTOMATIC). Returns the number of voxels that changed."""
+        lm = self.ensure_labelmap()
+        before = lm.provenance
+        was_empty = not lm.labels.any()
+        target = merged_labels(lm, labels, names)
+        edit = diff_edit(lm.labels, full_bbox(lm.shape), target)
+        if edit is not None:
+            self.stack.apply(edit, f"Run {model}")
+        if was_empty or before.algorithm_type == "MANUAL" and not before.model_name:
+            kind = "AUTOMATIC" if was_empty else "SEMIAUTOMATIC"
+            lm.provenance = Provenance(kind, model, version)
+        else:
+            kind = "AUTOMATIC" if before.algorithm_type == "AUTOMATIC" else "SEMIAUTOMATIC"
+            lm.provenance = Provenance(
+                kind, f"{before.model_name} + {model}", f"{before.model_version} + {version}"
+            )
+        if self.active_label not in lm.segments and lm.segments:
+            self.set_active(min(lm.segments))
+        return edit.changed_voxels if edit is not None else 0
+
+    # -- import / export (logic: no dialog; see viewer.qt.segment_io) ---------------------
+    def export_seg(self, path) -> Path:
+        return self.io.export_seg(path)
+
+    def export_nifti(self, path) -> Path:
+        return self.io.export_nifti(path)
+
+    def export_png(self, path, k: int | None = None) -> Path:
+        return self.io.export_png(path, k=k)
+
+    def export_quantification(self, path) -> Path:
+        return self.io.export_quantification(path)
+
+    def import_file(self, path) -> str:
+        return self.io.import_file(path)
+
+    # -- quantification -------------------------------------------------------------------
+    def schedule_refresh(self) -> None:
+        """Quantification and 3D surfaces follow the labels, at most every few hundred ms."""
+        self._quant_timer.start()
+        self.display.schedule_surfaces()
+
+    def _quantify(self) -> None:
+        try:
+            from viewer.core.quantify import quantify
+        except ImportError:  # TODO(segment editor): remove once viewer.core.quantify lands
+            return
+        self._quant_generation += 1
+        generation = self._quant_generation
+        lm = self.labelmap
+        if lm is None or not lm.segments:
+            self.quantification = None
+            self.quantification_changed.emit(None)
+            return
+        snapshot = self.io.snapshot(lm)  # the worker never reads labels being painted
+
+        def done(q) -> None:
+            if generation == self._quant_generation:
+                self.quantification = q
+                self.quantification_changed.emit(q)
+
+        self.window.tasks.run(
+            lambda _p, _c: quantify(snapshot),
+            on_finished=done,
+            on_failed=lambda msg: self.message.emit(f"Quantification: {msg}"),
+        )
+
+    def shutdown(self) -> None:
+        self.cancel_model()
+        self._quant_timer.stop()
+        self.display.shutdown()
