@@ -1,10 +1,10 @@
-"""Headless commands: ``radview info``, ``convert``, ``screenshot`` and ``classify``.
+"""Headless commands: ``radview info``, ``convert``, ``screenshot``, ``classify``, ``segment``.
 
 Scripts rely on these exactly (see README). Bad input gives one line on stderr and a
 non-zero exit, never a traceback. Only ``viewer.core`` is imported at module level: no Qt,
 VTK or TensorFlow, so the commands start fast; ``screenshot`` imports ``viewer.render``
-(VTK, offscreen, no display needed) inside the command; ``classify`` runs the model in a
-separate AI process (``ai.process``): TensorFlow is never imported into this one.
+(VTK, offscreen, no display needed) inside the command; ``classify`` and ``segment`` run the
+model in a separate AI process (``ai.process``): TensorFlow is never imported into this one.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import sys
+from dataclasses import dataclass
 
 from viewer.core.study_index import PathError, StudyIndex, build_index, check_series, load_series
 
@@ -25,7 +26,9 @@ SCREENSHOT_SIZES = {"single": (800, 800), "mpr": (1500, 500), "2x2": (1000, 1000
 MAX_SCREENSHOT_SIDE = 8192
 
 
-SUBCOMMANDS = ("info", "convert", "screenshot", "classify")
+SUBCOMMANDS = ("info", "convert", "screenshot", "classify", "segment")
+#: ``segment --out`` suffixes: a 2D label image, a label volume, a DICOM SEG
+SEGMENT_SUFFIXES = (".png", ".nii", ".nii.gz", ".dcm")
 
 
 class UsageError(Exception):
@@ -61,22 +64,48 @@ def build_parser() -> argparse.ArgumentParser:
     shot = sub.add_parser("screenshot", help="render a series headless and write a PNG")
     shot.add_argument("path", metavar="PATH", help="DICOM file or folder, or an image file")
     shot.add_argument("--out", required=True, metavar="FILE.png", help="PNG to write")
-    shot.add_argument("--layout", choices=SCREENSHOT_LAYOUTS,
-                      help="single (default for one image), mpr (default for a volume), 2x2")
-    shot.add_argument("--window", metavar="NAME|C,W",
-                      help="preset name (lung, mediastinum, bone, brain, abdomen) or C,W")
+    shot.add_argument(
+        "--layout",
+        choices=SCREENSHOT_LAYOUTS,
+        help="single (default for one image), mpr (default for a volume), 2x2",
+    )
+    shot.add_argument(
+        "--window",
+        metavar="NAME|C,W",
+        help="preset name (lung, mediastinum, bone, brain, abdomen) or C,W",
+    )
     shot.add_argument("--series", metavar="UID", help="series UID (see radview info)")
     shot.add_argument("--size", metavar="WxH", help="image size in pixels, e.g. 1500x500")
     shot.set_defaults(func=cmd_screenshot)
 
     cls = sub.add_parser("classify", help="classify radiographs with a model (AI process)")
-    cls.add_argument("paths", nargs="+", metavar="PATH",
-                     help="DICOM file or folder (each series), PNG or JPEG")
+    cls.add_argument(
+        "paths", nargs="+", metavar="PATH", help="DICOM file or folder (each series), PNG or JPEG"
+    )
     cls.add_argument("--model", required=True, metavar="NAME", help="model name (registry)")
     cls.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    cls.add_argument("--cam-dir", metavar="DIR",
-                     help="write each input's class activation map as DIR/<stem>.npy")
+    cls.add_argument(
+        "--cam-dir", metavar="DIR", help="write each input's class activation map as DIR/<stem>.npy"
+    )
     cls.set_defaults(func=cmd_classify)
+
+    seg = sub.add_parser("segment", help="label images or volumes with a segmentation model")
+    seg.add_argument(
+        "paths", nargs="+", metavar="PATH", help="DICOM file or folder (each series), PNG or JPEG"
+    )
+    seg.add_argument("--model", required=True, metavar="NAME", help="model name (registry)")
+    seg.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    where = seg.add_mutually_exclusive_group()
+    where.add_argument(
+        "--out",
+        metavar="FILE",
+        help="with one input: .png (2D label image), .nii/.nii.gz (label "
+        "volume) or .dcm (DICOM SEG, needs a DICOM input)",
+    )
+    where.add_argument(
+        "--out-dir", metavar="DIR", help="write DIR/<input stem>.png (2D) or .nii.gz (3D) per input"
+    )
+    seg.set_defaults(func=cmd_segment)
     return parser
 
 
@@ -194,8 +223,13 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def _check_png_target(out: str) -> None:
-    if not out.lower().endswith(".png"):
-        raise UsageError(f"--out must end in .png: {out}")
+    _check_out_file(out, (".png",))
+
+
+def _check_out_file(out: str, suffixes: tuple[str, ...]) -> None:
+    """``--out`` ends in one of ``suffixes`` and its folder exists and is writable."""
+    if not out.lower().endswith(suffixes):
+        raise UsageError(f"--out must end in {' or '.join(suffixes)}: {out}")
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
         raise PathError(f"output folder does not exist: {folder}")
@@ -230,6 +264,65 @@ def cmd_screenshot(args) -> int:
     return 0
 
 
+# -- inputs of the AI commands -----------------------------------------------------------
+def _series_inputs(path: str, processes: int = 1):
+    """Yield (source, volume, error, entry) for each image series of one PATH argument.
+
+    ``volume`` is the loaded Volume (``error`` None) or None (``error`` a one-line reason);
+    ``entry`` the series' SeriesEntry (None when there is none); ``source`` is the series'
+    first file, or PATH (absolute) when nothing could be read.
+    Files of a folder that hold no image (except DICOMDIR) are reported as errors too.
+    """
+    absolute = os.path.abspath(path)
+    if not os.path.exists(path):
+        yield absolute, None, "no such file or folder", None
+        return
+    try:
+        index = build_index(path, workers=os.cpu_count() or 1)
+    except (PathError, OSError, ValueError) as exc:
+        yield absolute, None, _one_line(exc), None
+        return
+    for skipped in index.skipped:
+        if os.path.basename(skipped.path).upper() != "DICOMDIR":
+            yield skipped.path, None, skipped.reason, None
+    if not index.series and not index.skipped:
+        yield absolute, None, "no image found", None
+    for entry in index.series:
+        source = entry.files[0] if entry.files else absolute
+        try:
+            volume = load_series(entry, processes=processes)
+        except MemoryError:
+            yield source, None, "not enough memory to load this series", entry
+            continue
+        except Exception as exc:  # noqa: BLE001 - a bad file is reported, the rest goes on
+            yield source, None, _one_line(exc), entry
+            continue
+        yield source, volume, None, entry
+
+
+def _make_out_dir(option: str, folder: str) -> None:
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise PathError(f"cannot create {option} {folder}: {exc.strerror}") from None
+
+
+def _load_model_spec(registry, name: str, task: str, what: str):
+    """The registry's model ``name`` if it is a ``task`` model, else a one-line UsageError."""
+    from ai.registry import UnknownModelError
+
+    known = ", ".join(m.name for m in registry.list_models(task)) or "none installed"
+    try:
+        spec = registry.get(name)
+    except UnknownModelError:
+        raise UsageError(f"unknown model {name!r} ({task} models: {known})") from None
+    if spec.task != task:
+        raise UsageError(
+            f"model {spec.name!r} is a {spec.task} model, not a {what} ({task} models: {known})"
+        )
+    return spec
+
+
 # -- classify --------------------------------------------------------------------------------
 def _classify_inputs(path: str):
     """Yield (source, image2d, meta) or (source, None, error) for one PATH argument.
@@ -239,34 +332,18 @@ def _classify_inputs(path: str):
     """
     from ai.classify import image_from_volume
 
-    absolute = os.path.abspath(path)
-    if not os.path.exists(path):
-        yield absolute, None, "no such file or folder"
-        return
-    try:
-        index = build_index(path, workers=os.cpu_count() or 1)
-    except (PathError, OSError, ValueError) as exc:
-        yield absolute, None, _one_line(exc)
-        return
-    for skipped in index.skipped:
-        if os.path.basename(skipped.path).upper() != "DICOMDIR":
-            yield skipped.path, None, skipped.reason
-    if not index.series and not index.skipped:
-        yield absolute, None, "no image found"
-    for entry in index.series:
-        source = entry.files[0] if entry.files else absolute
-        try:
-            volume = load_series(entry)
-            image, meta = image_from_volume(volume)
-            k = meta["slice_index"]
-            if len(volume.files) == volume.geometry.shape[0]:
-                source = volume.files[k]
-        except MemoryError:
-            yield source, None, "not enough memory to load this series"
+    for source, volume, error, _ in _series_inputs(path):
+        if volume is None:
+            yield source, None, error
             continue
+        try:
+            image, meta = image_from_volume(volume)
         except Exception as exc:  # noqa: BLE001 - a bad file is reported, the rest goes on
             yield source, None, _one_line(exc)
             continue
+        k = meta["slice_index"]
+        if len(volume.files) == volume.geometry.shape[0]:
+            source = volume.files[k]
         yield source, image, meta
 
 
@@ -290,23 +367,12 @@ def cmd_classify(args) -> int:
     import numpy as np
 
     from ai.process.client import AIClient, AIProcessError, AIRequestError
-    from ai.registry import Registry, UnknownModelError
+    from ai.registry import Registry
 
     registry = Registry()
-    classifiers = ", ".join(m.name for m in registry.list_models("classification"))
-    try:
-        spec = registry.get(args.model)
-    except UnknownModelError:
-        raise UsageError(f"unknown model {args.model!r} (classification models: "
-                         f"{classifiers or 'none installed'})") from None
-    if spec.task != "classification":
-        raise UsageError(f"model {spec.name!r} is a {spec.task} model, not a classifier "
-                         f"(classification models: {classifiers or 'none installed'})")
+    spec = _load_model_spec(registry, args.model, "classification", "classifier")
     if args.cam_dir:
-        try:
-            os.makedirs(args.cam_dir, exist_ok=True)
-        except OSError as exc:
-            raise PathError(f"cannot create --cam-dir {args.cam_dir}: {exc.strerror}") from None
+        _make_out_dir("--cam-dir", args.cam_dir)
     with AIClient(registry) as client:
         client.start()  # the AI process imports TensorFlow while the inputs are read
         inputs = [item for path in args.paths for item in _classify_inputs(path)]
@@ -341,8 +407,11 @@ def cmd_classify(args) -> int:
 
 def format_predictions(model: dict, classes, results: list[dict]) -> str:
     """Readable table: one row per input, the label and each class's probability."""
-    lines = [f"model {model['name']} {model['version']} on {model['device']} "
-             "(research use only, not for diagnostic use)", ""]
+    lines = [
+        f"model {model['name']} {model['version']} on {model['device']} "
+        "(research use only, not for diagnostic use)",
+        "",
+    ]
     width = max([len(r["source"]) for r in results] + [6])
     head = f"{'source':<{width}}  {'label':<12}" + "".join(f"{c[:10]:>11}" for c in classes)
     lines.append(head)
@@ -355,16 +424,245 @@ def format_predictions(model: dict, classes, results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# -- segment ---------------------------------------------------------------------------------
+def _stem(path: str) -> str:
+    """A file's name without its suffix (``.nii.gz`` counts as one); a folder's name."""
+    name = os.path.basename(os.path.normpath(path))
+    if os.path.isdir(path):
+        return name or "input"
+    for suffix in (".nii.gz", ".dcm"):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return os.path.splitext(name)[0] or "input"
+
+
+@dataclass
+class _SegmentInput:
+    """One series to segment: where it came from, the name its output gets, and whether
+    its voxels have a known physical size (``physical``) and it is DICOM (``dicom``)."""
+
+    source: str
+    stem: str
+    volume: object = None
+    error: str | None = None
+    dicom: bool = False
+    physical: bool = False
+
+
+def _has_physical_size(entry) -> bool:
+    """A DICOM series with a valid pixel spacing and, for one slice, a slice thickness or
+    spacing: then mL mean something (pictures and radiographs have no voxel volume)."""
+    if entry is None or entry.stack is None or not entry.stack.slices:
+        return False
+    first = entry.stack.slices[0]
+    spacing = first.pixel_spacing
+    if spacing is None or min(spacing) <= 0:
+        return False
+    thickness = first.file.spacing_between_slices or first.slice_thickness
+    return len(entry.stack.slices) > 1 or bool(thickness and thickness > 0)
+
+
+def _segment_inputs(paths: list[str]) -> list[_SegmentInput]:
+    """Every series of every PATH, with the names their outputs get.
+
+    ``source``: the PATH (absolute) when it gives one series, else each series' first
+    file. ``stem``: PATH's stem (a folder's name), ``<stem>-<n>`` for the n-th series
+    (``radview info`` order) of a PATH holding several.
+    """
+    items = []
+    for path in paths:
+        found = list(_series_inputs(path, processes=os.cpu_count() or 1))
+        n_series = sum(1 for f in found if f[1] is not None)
+        n = 0
+        for source, volume, error, entry in found:
+            item = _SegmentInput(source, _stem(path), volume, error)
+            if volume is not None:
+                n += 1
+                if n_series == 1:
+                    item.source = os.path.abspath(path)
+                else:
+                    item.stem = f"{item.stem}-{n}"
+                item.dicom = entry is not None and entry.stack is not None
+                item.physical = _has_physical_size(entry)
+            items.append(item)
+    return items
+
+
+def _out_kind(path: str) -> str:
+    lower = path.lower()
+    return next(s for s in SEGMENT_SUFFIXES if lower.endswith(s))
+
+
+def _check_segment_outputs(args, items) -> None:
+    """One-line errors, before the model loads, for outputs that cannot be written."""
+    loaded = [item for item in items if item.volume is not None]
+    if not args.out:
+        return
+    if len(args.paths) > 1:
+        raise UsageError("--out takes one input; use --out-dir DIR for several")
+    if len(loaded) > 1:
+        raise UsageError(
+            f"{args.paths[0]} holds {len(loaded)} image series; --out writes one: use --out-dir DIR"
+        )
+    kind = _out_kind(args.out)
+    for item in loaded:
+        source, volume = item.source, item.volume
+        if kind == ".dcm" and not item.dicom:
+            raise UsageError(
+                f"--out {args.out}: a DICOM SEG needs a DICOM input; {source} is not DICOM"
+            )
+        if kind == ".dcm" and volume.is_color:
+            raise UsageError(f"--out {args.out}: a DICOM SEG of a colour image is not supported")
+        if kind == ".png" and volume.geometry.shape[0] > 1:
+            raise UsageError(
+                f"--out {args.out}: a .png label image holds one 2D image; "
+                f"{source} has {volume.geometry.shape[0]} slices "
+                "(use .nii.gz or .dcm)"
+            )
+
+
+def _write_labels(labelmap, volume, target: str) -> None:
+    """Write ``target`` by its suffix (atomic writes; see viewer.core.export). The user
+    named the destination, so it may lie in the source folder, but never be a source file."""
+    from viewer.core.export import label_files
+
+    real = os.path.realpath(target)
+    if any(os.path.realpath(f) == real for f in volume.files):
+        raise ValueError(f"refusing to overwrite the input file {target}")
+    kind = _out_kind(target)
+    if kind == ".png":
+        label_files.write_label_png(labelmap, target, k=0, volume=volume, allow_into_source=True)
+    elif kind == ".dcm":
+        from viewer.core.export.dicom_seg import write_seg
+
+        write_seg(labelmap, volume, target, allow_into_source=True)
+    else:
+        label_files.write_label_nifti(labelmap, target, volume=volume, allow_into_source=True)
+
+
+def cmd_segment(args) -> int:
+    from ai.process.client import AIClient, AIProcessError, AIRequestError
+    from ai.registry import Registry
+    from ai.segment import lung_restriction, volume_input
+    from viewer.core.labelmap import LabelMap, Provenance
+
+    registry = Registry()
+    spec = _load_model_spec(registry, args.model, "segmentation", "segmentation model")
+    if args.out:
+        _check_out_file(args.out, SEGMENT_SUFFIXES)
+    if args.out_dir:
+        _make_out_dir("--out-dir", args.out_dir)
+    names = {k: v for k, v in spec.labels.items() if k}
+    provenance = Provenance("AUTOMATIC", spec.name, spec.version)
+    with AIClient(registry) as client:
+        if not spec.is_classical:
+            client.start()  # the AI process imports TensorFlow while the inputs are read
+        items = _segment_inputs(args.paths)
+        _check_segment_outputs(args, items)
+        try:
+            info = client.load_model(spec)
+        except (AIRequestError, AIProcessError) as exc:
+            raise PathError(f"model {spec.name!r} cannot be used: {exc}") from None
+        results, used = [], set()
+        for item in items:
+            source, volume = item.source, item.volume
+            if volume is None:
+                results.append({"source": source, "error": item.error})
+                continue
+            try:
+                array, meta = volume_input(volume)
+                labels = client.segment_volume(array, meta, spec)
+                labelmap = LabelMap.from_names(volume.geometry, labels, names, provenance)
+                target = _segment_target(args, item.stem, volume, used)
+                if target is not None:
+                    _write_labels(labelmap, volume, target)
+            except (AIRequestError, AIProcessError, ValueError, OSError) as exc:
+                results.append({"source": source, "error": _one_line(exc)})
+                continue
+            if spec.lungs_model and lung_restriction(spec, meta) is None:
+                print(
+                    f"{PROG}: warning: {source}: not CT in Hounsfield units, labels not "
+                    f"restricted to the lungs ({spec.lungs_model})",
+                    file=sys.stderr,
+                )
+            results.append(
+                {
+                    "source": source,
+                    "output": os.path.abspath(target) if target else None,
+                    "volumes_ml": _volumes_ml(labelmap, item.physical),
+                }
+            )
+    model = {"name": spec.name, "version": spec.version, "device": info.get("device", "")}
+    if args.json:
+        labels_json = {str(k): v for k, v in names.items()}
+        json.dump({"model": model, "labels": labels_json, "results": results}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_segmentations(model, results))
+    return 1 if any("error" in r for r in results) else 0
+
+
+def _segment_target(args, stem: str, volume, used: set[str]) -> str | None:
+    """--out, or ``--out-dir/<stem>.png`` (one slice) / ``.nii.gz`` (a volume), or None."""
+    if args.out:
+        return args.out
+    if not args.out_dir:
+        return None
+    suffix = ".png" if volume.geometry.shape[0] == 1 else ".nii.gz"
+    name, n = stem + suffix, 1
+    while name in used:
+        n += 1
+        name = f"{stem}-{n}{suffix}"
+    used.add(name)
+    return os.path.join(args.out_dir, name)
+
+
+def _volumes_ml(labelmap, known: bool) -> dict:
+    """mL per label name (every label of the model); None each when the size is unknown."""
+    counts = labelmap.counts()
+    ml = labelmap.geometry.voxel_volume_ml
+    return {
+        name: (round(counts.get(k, 0) * ml, 3) if known else None)
+        for k, name in labelmap.names().items()
+    }
+
+
+def format_segmentations(model: dict, results: list[dict]) -> str:
+    """Readable summary: per input, where the labels went and each label's volume."""
+    lines = [
+        f"model {model['name']} {model['version']} on {model['device']} "
+        "(research use only, not for diagnostic use)",
+        "",
+    ]
+    for r in results:
+        if "error" in r:
+            lines.append(f"{r['source']}: error: {r['error']}")
+            continue
+        lines.append(f"{r['source']}" + (f" -> {r['output']}" if r["output"] else ""))
+        volumes = ", ".join(
+            f"{name} {ml:.1f} mL" if ml is not None else f"{name} (no physical size)"
+            for name, ml in r["volumes_ml"].items()
+        )
+        lines.append(f"    {volumes}")
+    return "\n".join(lines) + "\n"
+
+
 # -- entry -----------------------------------------------------------------------------------
 def _gui(paths: list[str]) -> int:
     """``radview [PATH...]``: the viewer window (Qt and VTK load only here)."""
     for p in paths:
         if not os.path.exists(p):
             raise UsageError(f"no such file or folder: {p}")
-    if (sys.platform.startswith("linux") and not os.environ.get("DISPLAY")
-            and not os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("QT_QPA_PLATFORM")):
-        raise UsageError("no display to open the viewer on (DISPLAY is not set); "
-                         f"the headless commands are: {', '.join(sorted(SUBCOMMANDS))}")
+    if (
+        sys.platform.startswith("linux")
+        and not os.environ.get("DISPLAY")
+        and not os.environ.get("WAYLAND_DISPLAY")
+        and not os.environ.get("QT_QPA_PLATFORM")
+    ):
+        raise UsageError(
+            "no display to open the viewer on (DISPLAY is not set); "
+            f"the headless commands are: {', '.join(sorted(SUBCOMMANDS))}"
+        )
     from viewer.qt.app import main as gui_main
 
     target = paths[0] if len(paths) == 1 else paths
