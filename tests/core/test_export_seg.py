@@ -280,3 +280,35 @@ def test_non_dicom_source_is_refused(tmp_path):
         write_seg(LabelMap(volume.geometry, labels), volume, out / "seg.dcm")
     assert not list(out.iterdir())
     assert dicom_seg.SEGMENTATION_TYPE == "BINARY"
+
+
+def test_seg_of_another_series_in_the_same_frame_is_placed_by_position(tmp_path):
+    """Same frame of reference, other instances (here a 4-slice part of the same grid):
+    frames go where their plane positions say, with a warning."""
+    frame = "1.2.826.0.1.3680043.8.498.1234567890"
+    hu = np.full((6, 16, 20), -1000, dtype=np.int16)
+    write_series(hu, tmp_path / "a", spacing=(2.0, 0.8, 0.8), direction=_oblique_reversed(),
+                 seed=1, extra={"FrameOfReferenceUID": frame})  # fmt: skip
+    a = _load(tmp_path / "a")
+    write_series(hu[:4], tmp_path / "b", spacing=(2.0, 0.8, 0.8), direction=a.geometry.direction,
+                 origin=a.geometry.index_to_lps((1, 0, 0)), seed=2,
+                 extra={"FrameOfReferenceUID": frame})  # fmt: skip
+    b = _load(tmp_path / "b")
+    assert b.series_uid != a.series_uid
+    labels_b = np.zeros(b.geometry.shape, dtype=np.uint8)
+    labels_b[0, 2:6, 3:9] = 1  # slices 0 and 3 of b (a gap between) = slices 1 and 4 of a
+    labels_b[3, 8:12, 4:15] = 2
+    path = write_seg(LabelMap(b.geometry, labels_b), b, tmp_path / "seg.dcm")
+    with pytest.warns(SegImportWarning, match="positions"):
+        back = read_seg(path, a)
+    expected = np.zeros(a.geometry.shape, dtype=np.uint8)
+    expected[1:5] = labels_b
+    assert np.array_equal(back.labels, expected)
+    shifted = tmp_path / "shifted"  # same frame of reference, planes between a's slices
+    write_series(hu[:4], shifted, spacing=(2.0, 0.8, 0.8), direction=a.geometry.direction,
+                 origin=a.geometry.index_to_lps((1.5, 0, 0)), seed=3,
+                 extra={"FrameOfReferenceUID": frame})  # fmt: skip
+    c = _load(shifted)
+    path = write_seg(LabelMap(c.geometry, labels_b), c, tmp_path / "seg_c.dcm")
+    with pytest.raises(ValueError, match="between"):
+        read_seg(path, a)

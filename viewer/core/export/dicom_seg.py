@@ -25,7 +25,8 @@ What is written (PS3.3 C.8.20):
   Patient Orientation copied from the source).
 
 :func:`read_seg` maps frames back onto the open series by referenced SOP Instance UID (and
-frame number for multi-frame sources).
+frame number for multi-frame sources); a SEG of other instances in the same frame of
+reference is placed by plane position when its planes coincide with the series' slices.
 """
 
 from __future__ import annotations
@@ -261,8 +262,10 @@ def read_seg(path: str | os.PathLike, volume: Volume) -> LabelMap:
     reference, so the SEG's own frame order does not matter. Segment numbers become labels;
     names, colours, codes and the algorithm (provenance) are restored. Where segments
     overlap the later one wins and a :class:`SegImportWarning` is issued; frames referencing
-    images outside the open series are ignored with a warning. A SEG of another series or
-    frame of reference, with another image size, or an unreadable file raises ``ValueError``.
+    images outside the open series are ignored with a warning. A SEG referencing none of the
+    series' images but sharing its frame of reference is placed by plane position (with a
+    warning) when its planes coincide with the slices. A SEG of another series or frame of
+    reference, with another image size, or an unreadable file raises ``ValueError``.
     """
     name = os.path.basename(os.fspath(path))
     try:
@@ -281,38 +284,24 @@ def read_seg(path: str | os.PathLike, volume: Volume) -> LabelMap:
     seg_for = str(seg.get("FrameOfReferenceUID", ""))
     if seg_for and refs.frame_of_reference and seg_for != refs.frame_of_reference:
         raise ValueError(f"{name}: segmentation is in another frame of reference than the series")
-    referenced = {str(sop) for _, _, sop in seg.get_source_image_uids()}
-    ours = {uid for uid, _ in refs.per_k}
-    if not referenced & ours:
-        series = {str(s) for _, s, _ in seg.get_source_image_uids()}
-        raise ValueError(
-            f"{name}: segmentation was made on another series "
-            f"({', '.join(sorted(series)) or 'no source references'})"
-        )
-    if referenced - ours:
-        warnings.warn(
-            f"{name}: {len(referenced - ours)} referenced image(s) are not in the open series; "
-            "their frames are ignored",
-            SegImportWarning,
-            stacklevel=2,
-        )
     numbers = [int(n) for n in seg.segment_numbers]
     if numbers and max(numbers) > 255:
         raise ValueError(f"{name}: {max(numbers)} segments; at most 255 can be imported")
-    options = dict(
-        segment_numbers=numbers,
-        combine_segments=False,
-        assert_missing_frames_are_empty=True,
-    )
-    try:
-        if refs.multiframe:
-            uid = refs.per_k[0][0]
-            frames = [n for _, n in refs.per_k]
-            stack = seg.get_pixels_by_source_frame(uid, frames, **options)
-        else:
-            stack = seg.get_pixels_by_source_instance([u for u, _ in refs.per_k], **options)
-    except (KeyError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"{name}: cannot map the segmentation frames ({_one_line(exc)})") from exc
+    stack = _frames_by_reference(seg, refs, numbers, name)
+    if stack is None:
+        sources = sorted({str(s) for _, s, _ in seg.get_source_image_uids()})
+        if not (seg_for and seg_for == refs.frame_of_reference):
+            raise ValueError(
+                f"{name}: segmentation was made on another series "
+                f"({', '.join(sources) or 'no source references'})"
+            )
+        stack = _frames_by_position(seg, volume.geometry, numbers, name)
+        warnings.warn(
+            f"{name}: made on another series of the same frame of reference; "
+            "frames were placed by their positions",
+            SegImportWarning,
+            stacklevel=2,
+        )
     labels = np.zeros((nk, rows, cols), dtype=np.uint8)
     overlap = 0
     fractional = str(seg.SegmentationType) == "FRACTIONAL"
@@ -329,6 +318,61 @@ def read_seg(path: str | os.PathLike, volume: Volume) -> LabelMap:
         )
     segments = {n: _segment(seg.get_segment_description(n), n) for n in numbers}
     return LabelMap(volume.geometry, labels, segments, _provenance(seg, numbers))
+
+
+def _frames_by_reference(seg, refs: _SourceRefs, numbers: list[int], name: str):
+    """(k, rows, cols, segments) pixels placed by referenced SOP Instance UID and frame,
+    or None when the SEG references none of the open series' images."""
+    referenced = {str(sop) for _, _, sop in seg.get_source_image_uids()}
+    ours = {uid for uid, _ in refs.per_k}
+    if not referenced & ours:
+        return None
+    if referenced - ours:
+        warnings.warn(
+            f"{name}: {len(referenced - ours)} referenced image(s) are not in the open series; "
+            "their frames are ignored",
+            SegImportWarning,
+            stacklevel=3,
+        )
+    options = dict(segment_numbers=numbers, combine_segments=False,
+                   assert_missing_frames_are_empty=True)  # fmt: skip
+    try:
+        if refs.multiframe:
+            frames = [n for _, n in refs.per_k]
+            return seg.get_pixels_by_source_frame(refs.per_k[0][0], frames, **options)
+        return seg.get_pixels_by_source_instance([u for u, _ in refs.per_k], **options)
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{name}: cannot map the segmentation frames ({_one_line(exc)})") from exc
+
+
+def _frames_by_position(seg, geometry: VolumeGeometry, numbers: list[int], name: str):
+    """(k, rows, cols, segments) pixels placed by plane position (same frame of reference):
+    every SEG plane must coincide with a slice of ``geometry`` (same rows/columns axes and
+    spacing, position within 1% of a voxel)."""
+    try:
+        planes = seg.get_volume(segment_numbers=numbers, combine_segments=False)
+    except Exception as exc:  # noqa: BLE001 - highdicom raises several kinds here
+        raise ValueError(f"{name}: frames cannot be placed by position ({_one_line(exc)})") from exc
+    affine = planes.affine  # maps (slice, row, column) indices to LPS mm
+    ours = geometry.ijk_to_lps_matrix()
+    same_plane = np.allclose(affine[:3, 1], ours[:3, 1], atol=1e-3) and np.allclose(
+        affine[:3, 2], ours[:3, 0], atol=1e-3
+    )
+    array = planes.array
+    if array.ndim == 3:
+        array = array[..., None]
+    if not same_plane or array.shape[1:3] != geometry.shape[1:]:
+        raise ValueError(f"{name}: segmentation planes are not on the open series' grid")
+    out = np.zeros((*geometry.shape, len(numbers)), dtype=array.dtype)
+    for s in range(array.shape[0]):
+        kji = geometry.lps_to_index((affine @ [s, 0, 0, 1])[:3])
+        k = int(round(kji[0]))
+        if not (0 <= k < geometry.shape[0] and np.allclose(kji, (k, 0, 0), atol=0.01)):
+            if array[s].any():
+                raise ValueError(f"{name}: a segmentation plane lies between the series' slices")
+            continue
+        out[k] = array[s]
+    return out
 
 
 def _segment(desc, number: int) -> Segment:
