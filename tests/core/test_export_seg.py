@@ -312,3 +312,29 @@ def test_seg_of_another_series_in_the_same_frame_is_placed_by_position(tmp_path)
     path = write_seg(LabelMap(c.geometry, labels_b), c, tmp_path / "seg_c.dcm")
     with pytest.raises(ValueError, match="between"):
         read_seg(path, a)
+
+
+@pytest.mark.parametrize("seg_type", ["LABELMAP", "FRACTIONAL"])
+def test_reads_labelmap_and_fractional_segs_of_other_tools(tmp_path, seg_type):
+    volume = _synthetic(tmp_path, "ct-oblique-reversed")
+    datasets, _ = _source_refs(volume)
+    labels = np.zeros(volume.geometry.shape, dtype=np.uint8)
+    labels[1:3, 5:10, 5:20] = 1
+    labels[2:5, 12:20, 10:28] = 2
+    code = DicomCode("85756007", "SCT", "Tissue")
+    descriptions = [
+        hd.seg.SegmentDescription(n, f"tool segment {n}", code, code, "MANUAL") for n in (1, 2)
+    ]
+    if seg_type == "LABELMAP":
+        pixels = labels
+    else:  # probabilities: 0.8 inside, 0.3 in a rim that must not count
+        pixels = np.stack([(labels == n) * 0.8 for n in (1, 2)], axis=-1).astype(np.float32)
+        pixels[0, 0:3, 0:3, 0] = 0.3
+    seg = hd.seg.Segmentation(
+        datasets, pixels, seg_type, descriptions, hd.UID(), 9, hd.UID(), 1,
+        "other", "other", "1", "1",
+    )  # fmt: skip
+    seg.save_as(tmp_path / "tool.dcm")
+    back = read_seg(tmp_path / "tool.dcm", volume)
+    assert np.array_equal(back.labels, labels)
+    assert back.names() == {1: "tool segment 1", 2: "tool segment 2"}
