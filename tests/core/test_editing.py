@@ -384,12 +384,55 @@ def test_interpolation_between_two_drawn_slices():
     between = areas[3:12]
     assert all(a < b for a, b in zip(between, between[1:]))  # grows from small to large
     assert 0.3 < between[4] / ((small.sum() + large.sum()) / 2) < 1.3
-    for k in range(4, 11):  # each interpolated shape is one blob inside the union
-        assert not ((lm.labels[k] == LUNG) & ~(small | large)).any()
+    for k in range(4, 11):  # one blob whose centre moves from (30, 30) to (34, 38)
+        w = (k - 3) / 8
+        centre = np.argwhere(lm.labels[k] == LUNG).mean(axis=0)
+        assert np.abs(centre - (30 + 4 * w, 30 + 8 * w)).max() < 1.0
     assert (lm.labels[7, 0:5, 0:5] == GGO).all()
     assert edit.bbox[0] == (4, 11) and len(stack) == 1
     stack.undo()
     np.testing.assert_array_equal(lm.labels, before)
+
+
+def test_interpolation_carries_a_drifting_shape_along():
+    lm, stack, _ = _setup()
+    lm.labels[2][_disc(SHAPE[1:], (20, 15), 3.0, SPACING[1:])] = LUNG
+    lm.labels[10][_disc(SHAPE[1:], (40, 55), 3.0, SPACING[1:])] = LUNG  # no overlap
+    editing.interpolate_slices(lm, stack, LUNG)
+    area = (lm.labels[2] == LUNG).sum()
+    for k in range(3, 10):
+        w = (k - 2) / 8
+        blob = lm.labels[k] == LUNG
+        assert abs(blob.sum() - area) <= 0.1 * area  # the same disc, not a fading one
+        centre = np.argwhere(blob).mean(axis=0)
+        assert np.abs(centre - (20 + 20 * w, 15 + 40 * w)).max() <= 0.5
+
+
+def test_interpolation_of_several_pieces_stays_within_their_union():
+    lm, stack, _ = _setup()
+    two = _disc(SHAPE[1:], (20, 15), 3.0, SPACING[1:]) | _disc(
+        SHAPE[1:], (20, 50), 3.0, SPACING[1:]
+    )
+    one = _disc(SHAPE[1:], (20, 15), 5.0, SPACING[1:])
+    lm.labels[2][two] = LUNG
+    lm.labels[6][one] = LUNG
+    editing.interpolate_slices(lm, stack, LUNG)
+    for k in (3, 4, 5):
+        blob = lm.labels[k] == LUNG
+        assert blob[:, :33].any() and not (blob & ~(one | two)).any()
+    assert (lm.labels[3, :, 33:] == LUNG).sum() > (lm.labels[5, :, 33:] == LUNG).sum()
+
+
+def test_interpolation_over_several_gaps_with_different_drifts():
+    lm, stack, _ = _setup()
+    lm.labels[1][_disc(SHAPE[1:], (20, 10), 2.0, SPACING[1:])] = LUNG
+    lm.labels[5][_disc(SHAPE[1:], (20, 60), 2.0, SPACING[1:])] = LUNG  # far drift
+    lm.labels[8][_disc(SHAPE[1:], (22, 60), 2.0, SPACING[1:])] = LUNG  # small drift
+    editing.interpolate_slices(lm, stack, LUNG)
+    centres = {k: np.argwhere(lm.labels[k] == LUNG).mean(axis=0) for k in range(1, 9)}
+    assert np.abs(centres[3] - (20, 35)).max() <= 0.5
+    assert np.abs(centres[6] - (20 + 2 / 3, 60)).max() <= 0.5
+    assert np.abs(centres[7] - (20 + 4 / 3, 60)).max() <= 0.5
 
 
 def test_interpolation_along_i_and_nothing_to_do():
