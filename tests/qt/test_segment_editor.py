@@ -7,6 +7,8 @@ ct-lungs model through the real AI process, or a stub client at the controller b
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
@@ -234,3 +236,258 @@ def test_a_locked_segment_is_protected(qtbot, ct):
     assert seg.operate("clear") and not (labels == second).any()  # unlocked: cleared
     seg.set_active(first)
     assert not seg.operate("clear") and (labels == first).sum() == before.sum()
+
+
+def _phantom_labelmap(window, info) -> LabelMap:
+    names = {1: "right lung", 2: "left lung", 3: "ground-glass opacity", 4: "consolidation"}
+    return LabelMap.from_names(window.session.volume.geometry, info["labels"], names)
+
+
+def test_import_nifti_then_export_seg_from_the_menu_logic(qtbot, ct, tmp_path):
+    from viewer.core.export.dicom_seg import read_seg
+    from viewer.core.export.label_files import write_label_nifti
+
+    window, _, info = ct
+    seg = window.segments
+    source = _phantom_labelmap(window, info)
+    nifti = write_label_nifti(source, tmp_path / "labels.nii.gz", volume=window.session.volume)
+    summary = seg.import_file(nifti)
+    assert "4 segment" in summary
+    lm = window.session.labelmap
+    np.testing.assert_array_equal(lm.labels, info["labels"])
+    assert lm.names() == source.names()
+    assert window.segment_panel.table.rowCount() == 4
+    assert window.segment_panel.table.item(1, 1).text() == "left lung"
+    (tmp_path / "out").mkdir()
+    out = seg.export_seg(tmp_path / "out" / "x.seg.dcm")
+    back = read_seg(out, window.session.volume)
+    np.testing.assert_array_equal(back.labels, info["labels"])
+    assert back.names() == source.names()
+    # never into the source folder; a clear one-line error
+    with pytest.raises(ValueError, match="source folder"):
+        seg.export_seg(tmp_path / "ct" / "x.dcm")
+    # a second import merges as one undo step (by name, locked segments kept)
+    lm.update_segment(1, locked=True)
+    other = LabelMap.from_names(lm.geometry, np.where(info["labels"] > 0, 2, 0), {2: "left lung"})
+    write_label_nifti(other, tmp_path / "left.nii.gz", volume=window.session.volume)
+    assert "Merged" in seg.import_file(tmp_path / "left.nii.gz")
+    np.testing.assert_array_equal(lm.labels == 1, info["labels"] == 1)  # locked: kept
+    assert ((lm.labels == 2) == ((info["labels"] > 0) & (info["labels"] != 1))).all()
+    assert seg.stack.undo_name == "Import left.nii.gz"
+    seg.undo()
+    np.testing.assert_array_equal(lm.labels, info["labels"])
+
+
+def test_exports_never_default_into_the_source_folder(qtbot, ct, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    window, _, info = ct
+    seg = window.segments
+    window.session.set_labelmap(_phantom_labelmap(window, info))
+    asked = []
+
+    def fake_dialog(parent, title, start, filters):
+        asked.append(start)
+        return str(tmp_path / "ct" / "into-source.nii.gz"), filters
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(fake_dialog))
+    window.settings.setValue("segment/export_dir", str(tmp_path / "ct"))  # a source folder
+    seg.io.choose_export("nifti")
+    assert Path(asked[0]).parent == Path.home()  # not the remembered source folder
+    qtbot.waitUntil(lambda: bool(window.last_error), timeout=10000)
+    assert "source folder" in window.last_error and "\n" not in window.last_error
+    assert not (tmp_path / "ct" / "into-source.nii.gz").exists()
+    (tmp_path / "exports").mkdir()
+    monkeypatch.setattr(
+        QFileDialog,
+        "getSaveFileName",
+        staticmethod(lambda *a: (str(tmp_path / "exports" / "labels"), a[3])),
+    )
+    seg.io.choose_export("nifti")
+    qtbot.waitUntil(lambda: (tmp_path / "exports" / "labels.nii.gz").exists(), timeout=10000)
+    qtbot.waitUntil(
+        lambda: window.settings.value("segment/export_dir") == str(tmp_path / "exports"),
+        timeout=5000,
+    )
+    assert seg.io.start_dir() == str(tmp_path / "exports")
+
+
+def _dice(a, b) -> float:
+    return 2.0 * float((a & b).sum()) / max(float(a.sum() + b.sum()), 1.0)
+
+
+def test_run_ct_lungs_in_the_ai_process_then_merge_infection(qtbot, ct):
+    window, _, info = ct
+    seg, panel = window.segments, window.segment_panel
+    seg.refresh_models()
+    index = panel.model_combo.findData("ct-lungs")
+    if index < 0:
+        pytest.skip("the classical ct-lungs model is not installed")
+    panel.model_combo.setCurrentIndex(index)
+    qtbot.mouseClick(panel.run_button, Qt.LeftButton)
+    assert seg.model_running and panel.cancel_button.isEnabled()  # the GUI did not wait
+    qtbot.waitUntil(lambda: not seg.model_running, timeout=180000)
+    lm = window.session.labelmap
+    assert lm is not None, panel.status.text()
+    right, left = lm.label_of("right lung"), lm.label_of("left lung")
+    truth = info["labels"]
+    assert _dice(lm.labels == right, truth == 1) > 0.8
+    assert _dice(lm.labels == left, truth == 2) > 0.8
+    assert lm.segments[right].type.meaning == "Right lung"  # SNOMED-coded by name
+    p = lm.provenance
+    assert (p.algorithm_type, p.model_name) == ("AUTOMATIC", "ct-lungs")
+    assert seg.stack.undo_name == "Run ct-lungs" and "ct-lungs" in panel.status.text()
+    lungs = lm.labels.copy()
+    # an infection model's output merged on top: lungs stay, lesions overwrite lung voxels
+    lesions = np.where(truth == 3, 1, np.where(truth == 4, 2, 0)).astype(np.uint8)
+    lesions[0] = 1  # a stray label outside the lungs and on locked voxels below
+    changed = seg.apply_model_result(
+        "ct-infection",
+        "1.0",
+        lesions,
+        {0: "background", 1: "ground-glass opacity", 2: "consolidation"},
+    )
+    ggo, cons = lm.label_of("ground-glass opacity"), lm.label_of("consolidation")
+    assert changed > 0
+    assert ((lm.labels == ggo) | (lm.labels == cons))[1:].sum() == (lesions[1:] > 0).sum() - (
+        (lesions[1:] > 0) & ~np.isin(lungs[1:], [0, right, left])
+    ).sum()
+    np.testing.assert_array_equal(lm.labels[lesions == 0], lungs[lesions == 0])
+    assert lm.provenance.model_name == "ct-lungs + ct-infection"
+    assert lm.provenance.algorithm_type == "AUTOMATIC"
+    seg.undo()
+    np.testing.assert_array_equal(lm.labels, lungs)
+
+
+class _SlowClient:
+    """Stands in for AIClient at the controller boundary: reports progress until cancelled."""
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    def segment_volume(self, array, meta, model, progress=None, cancelled=None):
+        import time
+
+        from ai.classify import Cancelled
+
+        self.calls.append((array.shape, meta["modality"], model))
+        for n in range(2000):
+            if cancelled is not None and cancelled():
+                raise Cancelled("cancelled")
+            if progress is not None:
+                progress(n / 2000, f"slice {n}")
+            time.sleep(0.005)
+        raise AssertionError("never cancelled")
+
+    def close(self) -> None:
+        pass
+
+    def cancel(self) -> None:
+        pass
+
+
+def test_model_run_shows_progress_and_cancels(qtbot, ct):
+    window, _, _ = ct
+    seg, panel = window.segments, window.segment_panel
+    seg.refresh_models()
+    if not seg.model_specs:
+        pytest.skip("no segmentation model installed")
+    window.ai.client = client = _SlowClient()
+    seg.run_model(seg.model_specs[0].name)
+    qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=10000)
+    assert panel.progress.isVisible() and not panel.run_button.isEnabled()
+    qtbot.mouseClick(panel.cancel_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not seg.model_running, timeout=10000)
+    assert panel.status.text() == "Cancelled." and panel.run_button.isEnabled()
+    assert window.session.labelmap is None  # nothing applied
+    assert client.calls == [(SHAPE, "CT", seg.model_specs[0].name)]
+
+
+def test_radiograph_brush_and_exports(qtbot, window, load, tmp_path):
+    from pydicom.data import get_testdata_file
+
+    from viewer.core.export.dicom_seg import read_seg
+
+    cr = get_testdata_file("RG1_UNCR.dcm", download=False)
+    if cr is None:
+        pytest.skip("pydicom-data not installed")
+    load(window, cr)
+    seg = window.segments
+    image = window.views.viewports["image"]
+    assert window.views.visible_viewports() == [image]
+    label = seg.add_segment("lung field")
+    window.set_tool("brush")
+    seg.set_radius(20.0)
+    centre = QPoint(image.width() // 2, image.height() // 2)
+    path = _drag(qtbot, image, _line(centre - QPoint(40, 0), centre + QPoint(40, 0)))
+    labels = window.session.labelmap.labels
+    assert labels.shape[0] == 1 and (labels == label).sum() > 100
+    for voxel in _voxels(window, image, path):
+        assert labels[voxel] == label
+    png = seg.export_png(tmp_path / "overlay.png")
+    import SimpleITK as sitk
+
+    rgb = sitk.GetArrayFromImage(sitk.ReadImage(str(png)))
+    assert rgb.shape[:2] == labels.shape[1:]
+    out = seg.export_seg(tmp_path / "cr.seg.dcm")
+    np.testing.assert_array_equal(read_seg(out, window.session.volume).labels, labels)
+
+
+def test_keys_select_tools_segments_brush_size_and_hide_masks(qtbot, ct):
+    window, _, _ = ct
+    seg = window.segments
+    a, b = seg.add_segment("a"), seg.add_segment("b")
+    axial = window.views.viewports["axial"]
+    _focus(qtbot, window, axial)
+    for key, tool in ((Qt.Key_B, "brush"), (Qt.Key_X, "eraser"), (Qt.Key_G, "fill")):
+        qtbot.keyClick(axial, key)
+        assert window.views.tool == tool and window.segment_panel.tool_buttons[tool].isChecked()
+    qtbot.keyClick(axial, Qt.Key_B, Qt.ShiftModifier)
+    assert window.views.tool == "threshold"
+    assert seg.active_label == b
+    qtbot.keyClick(axial, Qt.Key_Tab)
+    assert seg.active_label == a
+    qtbot.keyClick(axial, Qt.Key_Backtab, Qt.ShiftModifier)
+    assert seg.active_label == b
+    r = seg.radius_mm
+    qtbot.keyClick(axial, Qt.Key_BracketRight)
+    assert seg.radius_mm > r and window.segment_panel.size_spin.value() == pytest.approx(
+        seg.radius_mm, abs=0.05
+    )
+    qtbot.keyClick(axial, Qt.Key_BracketLeft)
+    assert seg.radius_mm == pytest.approx(r)
+    qtbot.keyClick(axial, Qt.Key_H)
+    assert not seg.masks_visible and not window.segment_panel.show_masks.isChecked()
+    assert all(not layer.visible for layer in seg.display.layers.values())
+    qtbot.keyClick(axial, Qt.Key_H)
+    assert seg.masks_visible
+    from viewer.qt.shortcuts import SHORTCUTS
+
+    keys = " ".join(k for k, _ in SHORTCUTS)
+    for shown in ("B, X", "Tab", "Ctrl+Z", "[ / ]", "H"):
+        assert shown in keys
+
+
+def test_flood_fill_and_region_operations_are_undo_steps(qtbot, ct):
+    window, hu, info = ct
+    seg = window.segments
+    label = seg.add_segment("air in lung")
+    window.set_tool("fill")
+    seg.set_hu_range(-1100, -400)
+    axial = window.views.viewports["axial"]
+    k = axial.slice_view.slice_index()
+    g = window.session.volume.geometry
+    lung = np.argwhere(info["labels"][k] == 1)
+    j, i = lung[len(lung) // 2]
+    seed = g.index_to_lps((k, j, i))
+    _drag(qtbot, axial, [_q(axial, seed)])
+    labels = window.session.labelmap.labels
+    filled = labels == label
+    assert filled[k, j, i] and set(np.argwhere(filled)[:, 0]) == {k}
+    assert hu[filled].max() <= -400 and filled.sum() > 50
+    assert seg.stack.undo_name == "Flood fill"
+    n = int(filled.sum())
+    assert seg.operate("margin", margin_mm=-4.0) and 0 < (labels == label).sum() < n
+    assert seg.stack.undo_name == "Shrink"
+    seg.undo()
+    assert (labels == label).sum() == n

@@ -27,6 +27,7 @@ ground-glass and consolidation on top of them.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -475,7 +476,7 @@ class SegmentController(QObject):
         with the earlier model's when the map held only another model's output, else
         SEMIAUTOMATIC). Returns the number of voxels that changed."""
         lm = self.ensure_labelmap()
-        before = lm.provenance
+        before = replace(lm.provenance)  # the write below turns AUTOMATIC into SEMIAUTOMATIC
         was_empty = not lm.labels.any()
         target = merged_labels(lm, labels, names)
         edit = diff_edit(lm.labels, full_bbox(lm.shape), target)
