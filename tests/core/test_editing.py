@@ -97,6 +97,17 @@ def test_sphere_is_an_ellipsoid_on_anisotropic_voxels():
     assert box == ((5, 12), (24, 41), (24, 49))  # ceil(6/0.7)=9 -> 23.4 .. 40.6 rows
 
 
+def test_tiny_brush_paints_the_nearest_voxel_and_no_more():
+    lm, stack, _ = _setup()
+    brush = Brush(lm, stack, label=LUNG, radius_mm=0.1, sphere=True)
+    brush.press((8.2, 30.4, 30.6))
+    assert np.argwhere(lm.labels == LUNG).tolist() == [[8, 30, 31]]
+    brush.release()
+    # 1 mm on 2 mm slices: one slice, a 1 mm disc in-plane (not inflated by the slice gap)
+    Brush(lm, stack, label=GGO, radius_mm=1.0, axis=1).press((4, 10, 10))
+    assert (lm.labels == GGO).sum() == 5  # i = 8..12 at 0.5 mm on slice k=4
+
+
 def test_fast_drag_leaves_no_gap():
     lm, stack, bboxes = _setup()
     brush = Brush(lm, stack, label=LUNG, radius_mm=2.0, axis=0)

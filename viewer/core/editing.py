@@ -251,9 +251,7 @@ class Brush:
                 f"brush radius must be a positive number of mm, got {self.radius_mm!r}"
             )
         self._spacing = np.asarray(self.labelmap.geometry.spacing, dtype=float)
-        dims = [a for a in range(3) if self.sphere or a != self._axis]
-        # the voxel nearest the point is within half a voxel diagonal of it
-        self._r = max(r, 0.5 * float(np.sqrt(np.sum(self._spacing[dims] ** 2))))
+        self._r = r
         self._range = None
         self._image = None
         if self.hu_range is not None:
@@ -309,6 +307,10 @@ class Brush:
             gd *= t
             dist2 -= gd
         mask = dist2 <= r * r * (1 + 1e-5)  # float32: ties at exactly r stay in
+        for q in (a, b):  # the voxels nearest the points, whatever the radius
+            near = tuple(int(round(q[ax])) - lo for ax, (lo, _) in enumerate(bbox))
+            if all(0 <= n < m for n, m in zip(near, mask.shape, strict=True)):
+                mask[near] = True
         region = bbox_slices(bbox)
         if self._range is not None:
             values = self._image[region]
