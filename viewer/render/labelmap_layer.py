@@ -1,27 +1,33 @@
 """Label maps (segmentation masks) over the image of a SliceView: fill and outline.
 
 Frames: like the image, the labels live in patient LPS millimetres. :class:`LabelImage` is
-one ``vtkImageData`` per :class:`~viewer.core.labelmap.LabelMap` that *shares*
+the one ``vtkImageData`` per :class:`~viewer.core.labelmap.LabelMap` that *shares*
 ``labelmap.labels`` (no copy, ever), with the label map's own geometry (origin, spacing,
 direction: oblique, reversed and left-handed grids are honoured); every view showing that
 label map uses the same one (``LabelImage.of(labelmap)``).
 
-:class:`LabelMapLayer` draws it in one :class:`~viewer.render.slice_view.SliceView`:
+:class:`LabelMapLayer` draws it in one :class:`~viewer.render.slice_view.SliceView`. Just
+before a render, and only when the camera, the slice, the style or the labels in the shown
+plane changed, it
 
-* fill: a ``vtkImageResliceMapper`` cuts the shared label image at the view's plane (nearest
-  neighbour), coloured by a 256-entry lookup table built from the segment table: label 0
-  and hidden segments transparent, alpha = ``segment.opacity x layer opacity``;
-* outline: the labels are resampled on the screen's own pixel grid (``vtkImageReslice``,
-  nearest neighbour) and a pixel is outline when one of its 4 neighbours holds another
-  label; it is drawn solid (alpha = ``min(1, 2 x segment.opacity) x layer opacity``: the
-  default segment opacity 0.5 gives Slicer's 50 % fill with an opaque outline), one screen
-  pixel wide at any zoom. It is recomputed only when the camera, the slice or the labels
-  in the shown plane change, just before a render.
+1. resamples the labels on the screen's own pixel grid in the view plane
+   (``vtkImageReslice``, nearest neighbour, matrices built from the label geometry: each
+   screen pixel shows the label of the voxel its centre lies in, as the image does);
+2. colours them with a 256-entry RGBA table from the segment table (one numpy gather):
+   fill alpha = ``segment.opacity x layer opacity``; label 0 and hidden segments
+   transparent;
+3. marks the outline: a pixel whose 4 neighbours hold another label, drawn solid (alpha
+   ``min(1, 2 x segment.opacity) x layer opacity``: the default segment opacity 0.5 gives
+   Slicer's 50 % fill with an opaque outline), one screen pixel wide at any zoom.
 
-Both go into the view's image stack (``SliceView.add_layer``), so they sit on the image
-without depth fighting. Edits: ``labelmap.changed(bbox)`` marks the shared data modified
-(one ``Modified()``; the next render reslices one slice) and, when ``bbox`` meets the shown
-plane, asks the view for a render (``SliceView.request_render``); it never renders itself.
+The RGBA picture is a one-slice image lying in the view plane, drawn in the view's image
+stack (``SliceView.add_layer``) on top of the image without depth fighting. Cost per
+update: one reslice of the viewport's pixels plus a few numpy passes (a few ms at 512^2,
+see benchmarks/labelmap_render.py); nothing is done for renders where nothing changed.
+
+Edits: ``labelmap.changed(bbox)`` marks the shared data modified and, when ``bbox`` meets
+the shown plane, asks the view for a render (``SliceView.request_render``); the layer never
+renders itself.
 """
 
 from __future__ import annotations
@@ -30,20 +36,18 @@ import weakref
 
 import numpy as np
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
-from vtkmodules.vtkCommonCore import vtkLookupTable
 from vtkmodules.vtkCommonDataModel import vtkImageData
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
 from vtkmodules.vtkImagingCore import vtkImageReslice
 from vtkmodules.vtkRenderingCore import vtkImageProperty, vtkImageSlice, vtkImageSliceMapper
-from vtkmodules.vtkRenderingImage import vtkImageResliceMapper
 
 from viewer.core.labelmap import BBox, LabelMap, Segment, segment_for
 from viewer.render.vtk_convert import geometry_to_vtk
 
-__all__ = ["LabelImage", "LabelMapLayer", "label_lut", "segment_rgba"]
+__all__ = ["LABEL_LAYER", "LabelImage", "LabelMapLayer", "segment_rgba"]
 
-FILL_LAYER = 1
-OUTLINE_LAYER = 2
+#: the label map's layer number in the view's image stack (the image is 0, heatmaps above)
+LABEL_LAYER = 1
 
 
 def segment_rgba(
@@ -68,22 +72,6 @@ def segment_rgba(
         rgba[value, :3] = seg.color
         rgba[value, 3] = 255.0 * min(max(alpha * opacity, 0.0), 1.0)
     return np.round(rgba).astype(np.uint8)
-
-
-def label_lut(
-    segments: dict[int, Segment],
-    opacity: float = 1.0,
-    outline: bool = False,
-    lut: vtkLookupTable | None = None,
-) -> vtkLookupTable:
-    """A vtkLookupTable mapping label value v to entry v (see :func:`segment_rgba`)."""
-    lut = lut if lut is not None else vtkLookupTable()
-    table = numpy_to_vtk(segment_rgba(segments, opacity, outline), deep=1)
-    lut.SetNumberOfTableValues(256)
-    lut.SetTableRange(-0.5, 255.5)  # value v -> entry v exactly
-    lut.SetTable(table)
-    lut.Modified()
-    return lut
 
 
 class LabelImage:
@@ -154,24 +142,14 @@ class LabelImage:
         return float(along.min()), float(along.max())
 
 
-def _image_slice(mapper) -> tuple[vtkImageSlice, vtkImageProperty]:
-    prop = vtkImageProperty()
-    prop.SetInterpolationTypeToNearest()
-    prop.UseLookupTableScalarRangeOn()
-    actor = vtkImageSlice()
-    actor.SetMapper(mapper)
-    actor.SetProperty(prop)
-    actor.SetPickable(False)
-    return actor, prop
-
-
 class LabelMapLayer:
     """The label map shown over one SliceView's image (fill and/or outline).
 
-    Use: ``layer = LabelMapLayer(view); layer.set_labelmap(labelmap)``; then edits of the
-    label map show up by themselves (through ``view.request_render``). ``set_labelmap(None)``
-    takes it away. Style: :meth:`set_fill`, :meth:`set_outline`, :meth:`set_opacity`
-    (global, 0..1, multiplies the segments' own opacities), :meth:`set_visible`.
+    Use: ``layer = LabelMapLayer(view); layer.set_labelmap(labelmap)``; edits of the label
+    map then show up by themselves (through ``view.request_render``).
+    ``set_labelmap(None)`` takes it away, :meth:`close` for good. Style: :meth:`set_fill`,
+    :meth:`set_outline`, :meth:`set_opacity` (global 0..1, multiplies the segments' own
+    opacities), :meth:`set_visible` (the show/hide toggle).
     """
 
     def __init__(self, view, *, fill: bool = True, outline: bool = True, opacity: float = 1.0):
@@ -179,38 +157,36 @@ class LabelMapLayer:
         self.labelmap: LabelMap | None = None
         self.source: LabelImage | None = None
         self.fill, self.outline = bool(fill), bool(outline)
-        self.opacity = float(opacity)
+        self.opacity = min(max(float(opacity), 0.0), 1.0)
         self.visible = True
 
-        self.fill_mapper = vtkImageResliceMapper()
-        self.fill_mapper.SliceFacesCameraOn()
-        self.fill_mapper.SliceAtFocalPointOn()
-        self.fill_actor, self.fill_property = _image_slice(self.fill_mapper)
-        self.fill_lut = vtkLookupTable()
-        self.fill_property.SetLookupTable(self.fill_lut)
-
-        # the outline: labels resampled on the screen's pixels, edges kept, drawn as a
-        # one-slice image lying in the view plane (direction = right, up, normal)
         self.reslice = vtkImageReslice()
         self.reslice.SetInterpolationModeToNearestNeighbor()
         self.reslice.SetBackgroundLevel(0.0)
         self.reslice.SetOutputDimensionality(2)
         self.reslice.AutoCropOutputOff()
-        self.outline_image = vtkImageData()
-        self.outline_mapper = vtkImageSliceMapper()
-        self.outline_mapper.SetInputData(self.outline_image)
-        self.outline_actor, self.outline_property = _image_slice(self.outline_mapper)
-        self.outline_lut = vtkLookupTable()
-        self.outline_property.SetLookupTable(self.outline_lut)
-        self._outline_buffer: np.ndarray | None = None
-        self._outline_key: tuple | None = None
-        self._version = 0  # bumped when labels in the shown plane change
-
+        self._axes = vtkMatrix4x4()
+        self.picture = vtkImageData()  # RGBA, one slice in the view plane
+        mapper = vtkImageSliceMapper()
+        mapper.SetInputData(self.picture)
+        prop = vtkImageProperty()
+        prop.SetInterpolationTypeToNearest()
+        prop.SetColorWindow(255.0)  # RGBA passes through unchanged
+        prop.SetColorLevel(127.5)
+        self.actor = vtkImageSlice()
+        self.actor.SetMapper(mapper)
+        self.actor.SetProperty(prop)
+        self.actor.SetPickable(False)
+        self._rgba: np.ndarray | None = None  # (h, w) uint32 view of the picture's pixels
+        self._fill_table = np.zeros(256, np.uint32)
+        self._outline_table = np.zeros(256, np.uint32)
+        self._key: tuple | None = None
+        self._version = 0  # bumped when anything drawn may have changed
         self._observer = view.renderer.AddObserver("StartEvent", self._before_render, -1.0)
 
     # -- content ---------------------------------------------------------------------------
     def set_labelmap(self, labelmap: LabelMap | None) -> None:
-        """Show ``labelmap`` (any geometry: it is placed by its own LPS geometry), or none."""
+        """Show ``labelmap`` (placed by its own LPS geometry), or nothing (None)."""
         if labelmap is self.labelmap:
             return
         if self.labelmap is not None:
@@ -222,28 +198,20 @@ class LabelMapLayer:
                     signal.disconnect(slot)
                 except ValueError:
                     pass
-            self.view.remove_layer(self.fill_actor)
-            self.view.remove_layer(self.outline_actor)
+            self.view.remove_layer(self.actor)
             self.reslice.RemoveAllInputs()
-            self.fill_mapper.RemoveAllInputs()
         self.labelmap, self.source = labelmap, None
-        self._outline_key = None
-        if labelmap is None:
-            self.view.request_render()
-            return
-        self.source = LabelImage.of(labelmap)
-        self.fill_mapper.SetInputData(self.source.image)
-        self.reslice.SetInputData(self.source.index_image)
-        labelmap.changed.connect(self._on_changed)
-        labelmap.segments_changed.connect(self._on_segments_changed)
-        self._apply_luts()
-        self._apply_visibility()
-        self.view.add_layer(self.fill_actor, FILL_LAYER)
-        self.view.add_layer(self.outline_actor, OUTLINE_LAYER)
-        self.view.request_render()
+        if labelmap is not None:
+            self.source = LabelImage.of(labelmap)
+            self.reslice.SetInputData(self.source.index_image)
+            labelmap.changed.connect(self._on_changed)
+            labelmap.segments_changed.connect(self._on_segments_changed)
+            self._apply_tables()
+            self.view.add_layer(self.actor, LABEL_LAYER)
+        self._touch()
 
     def close(self) -> None:
-        """Take the layer out of the view (and stop listening)."""
+        """Take the layer out of the view and stop listening."""
         self.set_labelmap(None)
         self.view.renderer.RemoveObserver(self._observer)
 
@@ -251,36 +219,35 @@ class LabelMapLayer:
     def set_fill(self, on: bool) -> None:
         """Fill the segments (alpha = segment opacity x layer opacity)."""
         self.fill = bool(on)
-        self._apply_visibility()
+        self._touch()
 
     def set_outline(self, on: bool) -> None:
         """Draw the segments' outlines in the shown plane (one screen pixel, solid)."""
         self.outline = bool(on)
-        self._outline_key = None
-        self._apply_visibility()
+        self._touch()
 
     def set_opacity(self, opacity: float) -> None:
         """Global opacity 0..1 of the whole layer (multiplies the segments' opacities)."""
         self.opacity = min(max(float(opacity), 0.0), 1.0)
-        self._apply_luts()
-        self.view.request_render()
+        self._apply_tables()
+        self._touch()
 
     def set_visible(self, visible: bool) -> None:
-        """Show or hide the whole label map (the toggle; nothing is recomputed)."""
+        """Show or hide the whole label map (the toggle)."""
         self.visible = bool(visible)
-        self._apply_visibility()
+        self._touch()
 
-    def _apply_visibility(self) -> None:
-        self.fill_actor.SetVisibility(self.visible and self.fill)
-        self.outline_actor.SetVisibility(self.visible and self.outline)
+    def _touch(self) -> None:
+        self._version += 1
         self.view.request_render()
 
-    def _apply_luts(self) -> None:
-        if self.labelmap is None:
-            return
-        segments = self.labelmap.segments
-        label_lut(segments, self.opacity, False, self.fill_lut)
-        label_lut(segments, self.opacity, True, self.outline_lut)
+    def _apply_tables(self) -> None:
+        if self.labelmap is not None:
+            segments = self.labelmap.segments
+            self._fill_table = segment_rgba(segments, self.opacity).view(np.uint32).ravel()
+            self._outline_table = (
+                segment_rgba(segments, self.opacity, outline=True).view(np.uint32).ravel()
+            )
 
     # -- model signals ---------------------------------------------------------------------
     def _on_changed(self, bbox: BBox | None) -> None:
@@ -288,76 +255,79 @@ class LabelMapLayer:
             return
         self.source.modified()
         lo, hi = self.source.bbox_range_along(bbox, self.view.plane.normal)
-        position = self.view.slice_position_mm()
-        if lo - 1e-3 <= position <= hi + 1e-3:
-            self._version += 1
-            self.view.request_render()
+        if lo - 1e-3 <= self.view.slice_position_mm() <= hi + 1e-3:
+            self._touch()
 
     def _on_segments_changed(self) -> None:
-        self._apply_luts()
-        self.view.request_render()
+        self._apply_tables()
+        self._touch()
 
-    # -- outline ---------------------------------------------------------------------------
+    # -- drawing ---------------------------------------------------------------------------
     def _before_render(self, _caller=None, _event=None) -> None:
-        if self.source is None:
+        show = self.source is not None and self.visible and (self.fill or self.outline)
+        if self.actor.GetVisibility() != show:
+            self.actor.SetVisibility(show)
+        if not show:
             return
-        view = self.view
-        self.fill_mapper.SetResampleToScreenPixels(view.mapper.GetResampleToScreenPixels())
-        if not (self.visible and self.outline):
-            return
-        w, h = view._viewport_size()
-        cam = view.camera
-        key = (
-            w,
-            h,
-            cam.GetFocalPoint(),
-            cam.GetParallelScale(),
-            self._version,
-            id(self.source.array),
-        )
-        if key != self._outline_key:
-            self._outline_key = key
-            self._update_outline(w, h)
+        w, h = self.view._viewport_size()
+        cam = self.view.camera
+        key = (w, h, cam.GetFocalPoint(), cam.GetParallelScale(), self._version)
+        if key != self._key:
+            self._key = key
+            self._update_picture(w, h)
 
-    def _update_outline(self, w: int, h: int) -> None:
-        """Resample the labels on the screen's pixels and keep the 4-neighbour edges."""
+    def resample(self, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+        """Labels (h, w) uint8 at the centres of the viewport's pixels (row 0 at the bottom),
+        and the LPS position (mm) of pixel (0, 0)'s centre."""
         view, source = self.view, self.source
         mpp = view.mm_per_pixel()
         ox, oy = view.renderer.GetOrigin()
         right = np.asarray(view.plane.right, dtype=float)
         up = np.asarray(view.plane.up, dtype=float)
-        normal = np.cross(right, up)
-        first = view.display_to_lps(ox + 0.5, oy + 0.5)  # centre of the bottom-left pixel
+        first = view.display_to_lps(ox + 0.5, oy + 0.5)
         # output pixel (x, y) -> LPS first + x mpp right + y mpp up -> label index (i, j, k)
         axes = np.eye(4)
-        axes[:3, 0], axes[:3, 1], axes[:3, 2] = right * mpp, up * mpp, normal
+        axes[:3, 0], axes[:3, 1], axes[:3, 2] = right * mpp, up * mpp, np.cross(right, up)
         axes[:3, 3] = first
-        axes = source.lps_to_ijk @ axes
-        matrix = vtkMatrix4x4()
-        matrix.DeepCopy(axes.reshape(-1))
-        self.reslice.SetResliceAxes(matrix)
+        self._axes.DeepCopy((source.lps_to_ijk @ axes).reshape(-1))
+        self.reslice.SetResliceAxes(self._axes)
         self.reslice.SetOutputOrigin(0.0, 0.0, 0.0)
         self.reslice.SetOutputSpacing(1.0, 1.0, 1.0)
         self.reslice.SetOutputExtent(0, w - 1, 0, h - 1, 0, 0)
+        self.reslice.Modified()
         self.reslice.Update()
-        cut = vtk_to_numpy(self.reslice.GetOutput().GetPointData().GetScalars()).reshape(h, w)
+        scalars = self.reslice.GetOutput().GetPointData().GetScalars()
+        return vtk_to_numpy(scalars).reshape(h, w), first
 
-        if self._outline_buffer is None or self._outline_buffer.shape != (h, w):
-            self._outline_buffer = np.zeros((h, w), dtype=np.uint8)
-            scalars = numpy_to_vtk(self._outline_buffer.reshape(-1), deep=0)
-            scalars.SetName("outline")
-            self.outline_image.SetDimensions(w, h, 1)
-            self.outline_image.GetPointData().SetScalars(scalars)
-        edge = np.zeros((h, w), dtype=bool)
-        diff = cut[:, 1:] != cut[:, :-1]
-        edge[:, 1:] |= diff
-        edge[:, :-1] |= diff
-        diff = cut[1:, :] != cut[:-1, :]
-        edge[1:, :] |= diff
-        edge[:-1, :] |= diff
-        np.multiply(cut, edge, out=self._outline_buffer)
-        self.outline_image.SetOrigin(*first)
-        self.outline_image.SetSpacing(mpp, mpp, 1.0)
-        self.outline_image.SetDirectionMatrix(*np.column_stack([right, up, normal]).reshape(-1))
-        self.outline_image.GetPointData().GetScalars().Modified()
-        self.outline_image.Modified()
+    def _update_picture(self, w: int, h: int) -> None:
+        """Resample, colour and outline the labels of the shown plane (see module doc)."""
+        cut, first = self.resample(w, h)
+        if self._rgba is None or self._rgba.shape != (h, w):
+            self._rgba = np.zeros((h, w), dtype=np.uint32)
+            scalars = numpy_to_vtk(self._rgba.view(np.uint8).reshape(-1, 4), deep=0)
+            scalars.SetName("rgba")
+            self.picture.SetDimensions(w, h, 1)
+            self.picture.GetPointData().SetScalars(scalars)
+        rgba = self._rgba
+        if self.fill:
+            np.take(self._fill_table, cut, out=rgba)
+        else:
+            rgba.fill(0)
+        if self.outline:
+            edge = np.zeros((h, w), dtype=bool)
+            diff = cut[:, 1:] != cut[:, :-1]
+            edge[:, 1:] |= diff
+            edge[:, :-1] |= diff
+            diff = cut[1:, :] != cut[:-1, :]
+            edge[1:, :] |= diff
+            edge[:-1, :] |= diff
+            rgba[edge] = self._outline_table[cut[edge]]
+        view = self.view
+        right = np.asarray(view.plane.right, dtype=float)
+        up = np.asarray(view.plane.up, dtype=float)
+        mpp = view.mm_per_pixel()
+        self.picture.SetOrigin(*first)
+        self.picture.SetSpacing(mpp, mpp, 1.0)
+        self.picture.SetDirectionMatrix(*np.column_stack([right, up, np.cross(right, up)]).ravel())
+        self.picture.GetPointData().GetScalars().Modified()
+        self.picture.Modified()
