@@ -12,6 +12,7 @@ from viewer.core.editing import Brush
 from viewer.core.geometry import VolumeGeometry
 from viewer.core.history import UndoStack, union_bbox
 from viewer.core.labelmap import LabelMap, Provenance, bbox_slices
+from viewer.core.volume import Volume
 
 SPACING = (2.0, 0.7, 0.5)  # k, j, i (mm)
 SHAPE = (16, 64, 72)
@@ -283,6 +284,13 @@ def test_flood_fill_face_connectivity_and_tolerance():
     assert (lm.labels == LUNG).sum() == 1
     editing.flood_fill(lm, stack, (5, 10, 10), LUNG, image, tolerance=15, axis=0)
     assert (lm.labels == LUNG).sum() == 3
+
+
+def test_flood_fill_takes_a_volume_and_ranges_wider_than_its_pixel_type():
+    lm, stack, _ = _setup()
+    volume = Volume(_two_rooms_image(), lm.geometry, modality="CT")
+    editing.flood_fill(lm, stack, (0, 0, 0), LUNG, volume, hu_range=(-1e6, 1e6), axis=2)
+    assert (lm.labels[:, :, 0] == LUNG).all() and (lm.labels == LUNG).sum() == 16 * 64
 
 
 def test_flood_fill_with_seed_out_of_range_changes_nothing():

@@ -358,7 +358,8 @@ def flood_fill(
     else:
         lo, hi = _hu_range(hu_range)
     if np.issubdtype(arr.dtype, np.integer):  # the filter casts its bounds to the pixel type
-        lo, hi = math.ceil(lo), math.floor(hi)
+        info = np.iinfo(arr.dtype)
+        lo, hi = max(math.ceil(lo), int(info.min)), min(math.floor(hi), int(info.max))
     if not lo <= arr[seed] <= hi:
         return None
     if axis is None:
