@@ -269,17 +269,20 @@ def segment_volume(
             raise ValueError(f"model {spec.name!r} needs model {helper!r} for within_lungs")
         lung_spec, lung_model = get_helper(helper)
         lungs = np.zeros(volume.shape, np.uint8)
-        _labels_into(
-            volume,
-            meta,
-            lung_spec,
-            lung_model,
-            lungs,
-            get_helper,
-            _scaled(report, share, 1.0, f"{helper}: "),
-            check_cancel,
-            cancel_requested,
-        )
+        try:
+            _labels_into(
+                volume,
+                meta,
+                lung_spec,
+                lung_model,
+                lungs,
+                get_helper,
+                _scaled(report, share, 1.0, f"{helper}: "),
+                check_cancel,
+                cancel_requested,
+            )
+        except ValueError as exc:  # e.g. no lungs found: say which step failed
+            raise ValueError(f"restricting to the lungs ({helper}): {exc}") from None
         step = next(s for s in spec.postprocessing if s["op"] == "within_lungs")
         spacing = tuple(meta.get("spacing_mm", (1.0, 1.0, 1.0)))
         restrict_to_mask(out, lungs != 0, step["dilate_mm"], spacing)

@@ -287,20 +287,14 @@ class AIClient:
         image = np.asarray(image, dtype=np.float32)
         if image.ndim != 2 or image.size == 0:
             raise ValueError(f"expected one 2D image (rows, cols), got shape {image.shape}")
-        with self._lock:
-            self._cancel.clear()
-            shared_in = p.SharedArray.copy_of(image)
-            shared_out = p.SharedArray((len(spec.labels), *image.shape), np.float32)
-            try:
-                self._request(
-                    lambda rid: p.Segment(rid, spec, shared_in.ref, dict(meta), shared_out.ref),
-                    progress,
-                    cancelled,
-                )
-                return np.array(shared_out.array)
-            finally:
-                shared_in.release()
-                shared_out.release()
+        return self._exchange(
+            image,
+            (len(spec.labels), *image.shape),
+            np.float32,
+            lambda rid, ref_in, ref_out: p.Segment(rid, spec, ref_in, dict(meta), ref_out),
+            progress,
+            cancelled,
+        )
 
     def segment_volume(
         self,
@@ -329,17 +323,28 @@ class AIClient:
             volume = volume.astype(np.float32)
         if volume.ndim != 3 or volume.size == 0:
             raise ValueError(f"expected a volume (k, j, i), got shape {volume.shape}")
+        return self._exchange(
+            volume,
+            volume.shape,
+            np.uint8,
+            lambda rid, ref_in, ref_out: p.SegmentVolume(
+                rid, spec, ref_in, dict(meta), ref_out, helpers
+            ),
+            progress,
+            cancelled,
+        )
+
+    def _exchange(self, array, out_shape, out_dtype, make, progress, cancelled) -> np.ndarray:
+        """Copy ``array`` into a shared block, send ``make(request_id, in_ref, out_ref)`` and
+        return a copy of the output block (``out_shape``, ``out_dtype``); both blocks are
+        unlinked whatever happens."""
         with self._lock:
             self._cancel.clear()
-            shared_in = p.SharedArray.copy_of(volume)
-            shared_out = p.SharedArray(volume.shape, np.uint8)
+            shared_in = p.SharedArray.copy_of(array)
+            shared_out = p.SharedArray(out_shape, out_dtype)
             try:
                 self._request(
-                    lambda rid: p.SegmentVolume(
-                        rid, spec, shared_in.ref, dict(meta), shared_out.ref, helpers
-                    ),
-                    progress,
-                    cancelled,
+                    lambda rid: make(rid, shared_in.ref, shared_out.ref), progress, cancelled
                 )
                 return np.array(shared_out.array)
             finally:

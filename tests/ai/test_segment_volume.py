@@ -9,7 +9,7 @@ import pytest
 from ai.classify import Cancelled
 from ai.model_spec import ModelSpec, ModelSpecError
 from ai.process.client import AIClient
-from ai.registry import Registry
+from ai.registry import Registry, shipped_models_dir
 from ai.segment import restrict_to_mask, volume_input
 from viewer.core.demo import write_series
 from viewer.core.study_index import build_index, load_series
@@ -57,7 +57,8 @@ def ct_spec(name, labels, batch_size=None, postprocessing=None) -> dict:
 def ct_models(tmp_path_factory, helpers):
     """tiny-infection: HU -600..-100 -> 1 (ground-glass), > -100 -> 2 (consolidation);
     tiny-ctlungs: HU < -600 -> 1 (lung); tiny-restricted: tiny-infection within the lungs
-    of tiny-ctlungs grown by 3 mm; tiny-slow: tiny-infection one slice per batch."""
+    of tiny-ctlungs grown by 3 mm; tiny-in-ct-lungs: within the shipped classical ct-lungs;
+    tiny-slow: tiny-infection one slice per batch."""
     root = tmp_path_factory.mktemp("ct-models")
     a, b = _x(-600), _x(-100)
     infection = ([0.0, 40.0, 80.0], [0.0, -40 * a, -80 * (a + b) / 2])
@@ -84,12 +85,19 @@ def ct_models(tmp_path_factory, helpers):
             postprocessing=[{"op": "within_lungs", "model": "tiny-ctlungs", "dilate_mm": 3}],
         ),
     )
+    helpers.write_model(
+        root / "tiny-in-ct-lungs",
+        pixel_model(*infection),
+        ct_spec(
+            "tiny-in-ct-lungs", names, postprocessing=[{"op": "within_lungs", "model": "ct-lungs"}]
+        ),
+    )
     return root
 
 
 @pytest.fixture(scope="module")
 def client(ct_models):
-    c = AIClient(Registry([ct_models]), request_timeout=120)
+    c = AIClient(Registry([shipped_models_dir(), ct_models]), request_timeout=120)
     yield c
     c.close()
 
@@ -170,6 +178,31 @@ def test_within_lungs_zeroes_labels_outside_the_lungs(client):
     # not CT (a picture of a slice): no restriction, the labels stay as the model gave them
     picture = {**meta, "modality": "OT"}
     np.testing.assert_array_equal(client.segment_volume(hu, picture, "tiny-restricted"), plain)
+
+
+def test_within_the_ct_lungs_of_a_chest_phantom(client):
+    """The shipped classical ct-lungs as the restriction: findings only inside its lungs."""
+    from ai.ct_lungs import segment_lungs
+    from viewer.core.demo.phantom import chest_phantom
+
+    spacing = (7.5, 2.8, 2.8)
+    hu, info = chest_phantom((40, 128, 128), spacing, seed=0)
+    meta = {
+        "modality": "CT",
+        "photometric": "MONOCHROME2",
+        "spacing_mm": spacing,
+        "direction": np.eye(3).tolist(),
+    }
+    labels = client.segment_volume(hu, meta, "tiny-in-ct-lungs")
+    lungs = segment_lungs(hu, spacing) > 0
+    assert labels.any() and not labels[~lungs].any()  # nothing outside the lungs
+    plain = client.segment_volume(hu, meta, "tiny-infection")
+    assert (plain[~lungs] == 2).sum() > 10_000  # the body wall, 'consolidation' to the model
+    np.testing.assert_array_equal(labels[lungs], plain[lungs])  # inside: untouched
+    lesions = info["labels"] >= 3
+    # what the model finds on the phantom's lesions stays: they lie in the lungs (ct-lungs
+    # fills enclosed lesions in; a few peripheral ones touch the chest wall)
+    assert (labels[lesions] > 0).sum() > 0.85 * (plain[lesions] > 0).sum()
 
 
 def test_restrict_to_mask_in_millimetres():
