@@ -618,13 +618,13 @@ def _segment_target(args, stem: str, volume, used: set[str]) -> str | None:
 
 
 def _volumes_ml(labelmap, known: bool) -> dict:
-    """mL per label name (every label of the model); None each when the size is unknown."""
-    counts = labelmap.counts()
-    ml = labelmap.geometry.voxel_volume_ml
-    return {
-        name: (round(counts.get(k, 0) * ml, 3) if known else None)
-        for k, name in labelmap.names().items()
-    }
+    """mL per label name (every label of the model, viewer.core.quantify: voxels x voxel
+    volume; one slice: the slab of its thickness); None each when the size is unknown."""
+    if not known:
+        return dict.fromkeys(labelmap.names().values())
+    from viewer.core.quantify import quantify
+
+    return {name: round(ml, 3) for name, ml in quantify(labelmap).volumes_ml.items()}
 
 
 def format_segmentations(model: dict, results: list[dict]) -> str:
