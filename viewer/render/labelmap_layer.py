@@ -169,6 +169,7 @@ class LabelMapLayer:
         self.picture = vtkImageData()  # RGBA, one slice in the view plane
         mapper = vtkImageSliceMapper()
         mapper.SetInputData(self.picture)
+        mapper.BorderOn()  # draw whole pixels up to the picture's edges
         prop = vtkImageProperty()
         prop.SetInterpolationTypeToNearest()
         prop.SetColorWindow(255.0)  # RGBA passes through unchanged
@@ -177,7 +178,9 @@ class LabelMapLayer:
         self.actor.SetMapper(mapper)
         self.actor.SetProperty(prop)
         self.actor.SetPickable(False)
-        self._rgba: np.ndarray | None = None  # (h, w) uint32 view of the picture's pixels
+        self._rgba: np.ndarray | None = None  # (h, w) uint32 RGBA of the whole viewport
+        self._pixels: np.ndarray | None = None  # the part shown (VTK points at it)
+        self._empty = True  # no label pixel on screen: nothing drawn
         self._fill_table = np.zeros(256, np.uint32)
         self._outline_table = np.zeros(256, np.uint32)
         self._key: tuple | None = None
@@ -265,16 +268,16 @@ class LabelMapLayer:
     # -- drawing ---------------------------------------------------------------------------
     def _before_render(self, _caller=None, _event=None) -> None:
         show = self.source is not None and self.visible and (self.fill or self.outline)
+        if show:
+            w, h = self.view._viewport_size()
+            cam = self.view.camera
+            key = (w, h, cam.GetFocalPoint(), cam.GetParallelScale(), self._version)
+            if key != self._key:
+                self._key = key
+                self._update_picture(w, h)
+        show = show and not self._empty
         if self.actor.GetVisibility() != show:
             self.actor.SetVisibility(show)
-        if not show:
-            return
-        w, h = self.view._viewport_size()
-        cam = self.view.camera
-        key = (w, h, cam.GetFocalPoint(), cam.GetParallelScale(), self._version)
-        if key != self._key:
-            self._key = key
-            self._update_picture(w, h)
 
     def resample(self, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
         """Labels (h, w) uint8 at the centres of the viewport's pixels (row 0 at the bottom),
@@ -304,10 +307,6 @@ class LabelMapLayer:
         cut, first = self.resample(w, h)
         if self._rgba is None or self._rgba.shape != (h, w):
             self._rgba = np.zeros((h, w), dtype=np.uint32)
-            scalars = numpy_to_vtk(self._rgba.view(np.uint8).reshape(-1, 4), deep=0)
-            scalars.SetName("rgba")
-            self.picture.SetDimensions(w, h, 1)
-            self.picture.GetPointData().SetScalars(scalars)
         rgba = self._rgba
         if self.fill:
             np.take(self._fill_table, cut, out=rgba)
@@ -322,12 +321,23 @@ class LabelMapLayer:
             edge[1:, :] |= diff
             edge[:-1, :] |= diff
             rgba[edge] = self._outline_table[cut[edge]]
+        # upload and blend only the part of the screen that shows labels
+        rows = np.flatnonzero(rgba.any(axis=1))
+        self._empty = rows.size == 0
+        if self._empty:
+            return
+        cols = np.flatnonzero(rgba[rows[0] : rows[-1] + 1].any(axis=0))
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        self._pixels = np.ascontiguousarray(rgba[r0:r1, c0:c1])
+        scalars = numpy_to_vtk(self._pixels.view(np.uint8).reshape(-1, 4), deep=0)
+        scalars.SetName("rgba")
         view = self.view
         right = np.asarray(view.plane.right, dtype=float)
         up = np.asarray(view.plane.up, dtype=float)
         mpp = view.mm_per_pixel()
-        self.picture.SetOrigin(*first)
+        self.picture.SetDimensions(c1 - c0, r1 - r0, 1)
+        self.picture.GetPointData().SetScalars(scalars)
+        self.picture.SetOrigin(*(first + c0 * mpp * right + r0 * mpp * up))
         self.picture.SetSpacing(mpp, mpp, 1.0)
         self.picture.SetDirectionMatrix(*np.column_stack([right, up, np.cross(right, up)]).ravel())
-        self.picture.GetPointData().GetScalars().Modified()
         self.picture.Modified()

@@ -9,9 +9,14 @@ reversed), so the surfaces sit where the volume rendering draws the same voxels.
 is split per segment (a face between two segments belongs to both), one actor each.
 
 Rebuilding is on demand: :meth:`SegmentSurfaces.refresh` rebuilds only when the voxels
-changed since the last build (the GUI calls it when a stroke ends, or on a timer), never
-per brush move. Colour, visibility and opacity follow the segment table immediately
-without a rebuild. 3D opacity = ``min(1, 2 x segment.opacity) x`` :attr:`opacity` (the
+changed since the last build (the GUI calls it when a stroke ends), never per brush move,
+and at most once per ``min_interval_s`` (otherwise it returns False and the surfaces stay
+``dirty``; call again after ``wait_s()``). A whole 300 x 512 x 512 chest takes about a
+second, so the GUI may rather build on a worker thread: ``labels, geometry, version =
+surfaces.snapshot()`` on the GUI thread, ``label_surfaces(labels, geometry)`` on the worker
+(pure VTK filters, no rendering), ``surfaces.set_surfaces(result, version)`` back on the GUI
+thread. Colour, visibility and opacity follow the segment table immediately without a
+rebuild. 3D opacity = ``min(1, 2 x segment.opacity) x`` :attr:`opacity` (the
 default segment opacity 0.5 gives opaque surfaces, as in Slicer's 3D view).
 """
 
@@ -26,37 +31,41 @@ from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyDat
 from vtkmodules.vtkFiltersCore import vtkPolyDataNormals, vtkSurfaceNets3D
 from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
 
-from viewer.core.labelmap import BBox, LabelMap
+from viewer.core.geometry import VolumeGeometry
+from viewer.core.labelmap import BBox, LabelMap, segment_for
 
 __all__ = ["SegmentSurfaces", "label_surfaces"]
 
 
 def label_surfaces(
-    labelmap: LabelMap,
-    labels=None,
+    labels: np.ndarray,
+    geometry: VolumeGeometry,
+    values=None,
     smoothing_iterations: int = 16,
 ) -> dict[int, vtkPolyData]:
-    """Triangle surfaces (LPS mm, with point normals) of ``labels`` (default: all present).
+    """Triangle surfaces (LPS mm, with point normals) per label value.
 
-    smoothing_iterations: constrained smoothing passes (0 = the blocky voxel boundary).
-    Labels without voxels are left out of the result.
+    labels: uint8 (k, j, i) array on ``geometry``; values: the labels wanted (default all
+    non-zero ones present); smoothing_iterations: constrained smoothing passes (0 = the
+    blocky voxel boundary). Labels without voxels are left out of the result. Pure: no
+    rendering, so a worker thread may run it on a copy of the labels (see SegmentSurfaces).
     """
-    array = labelmap.labels
-    counts = np.bincount(array.reshape(-1), minlength=256)
-    present = [int(v) for v in np.nonzero(counts)[0] if v]
-    wanted = present if labels is None else [int(v) for v in labels if int(v) in present]
-    if not wanted:
-        return {}
+    labels = np.asarray(labels)
+    if labels.shape != geometry.shape:
+        raise ValueError(f"labels {labels.shape} do not match the geometry {geometry.shape}")
+    wanted = range(1, 256) if values is None else sorted({int(v) for v in values} - {0})
+    # one voxel of background all round closes segments that touch the volume's edge
+    padded = np.zeros(tuple(n + 2 for n in labels.shape), dtype=np.uint8)
+    padded[1:-1, 1:-1, 1:-1] = labels
     grid = vtkImageData()
-    grid.SetDimensions(*labelmap.geometry.size_xyz)
-    scalars = numpy_to_vtk(array.reshape(-1), deep=0)
-    grid.GetPointData().SetScalars(scalars)
+    grid.SetDimensions(*padded.shape[::-1])
+    grid.SetOrigin(-1.0, -1.0, -1.0)  # index coordinates of the unpadded grid
+    grid.GetPointData().SetScalars(numpy_to_vtk(padded.reshape(-1), deep=0))
     nets = vtkSurfaceNets3D()
     nets.SetInputData(grid)
     nets.SetBackgroundLabel(0)
     for n, value in enumerate(wanted):
         nets.SetLabel(n, value)
-    nets.SetOutputStyleToDefault()
     nets.SetOutputMeshTypeToTriangles()
     nets.SetSmoothing(smoothing_iterations > 0)
     nets.SetNumberOfIterations(max(int(smoothing_iterations), 0))
@@ -65,14 +74,15 @@ def label_surfaces(
     if out.GetNumberOfCells() == 0:
         return {}
     ijk = vtk_to_numpy(out.GetPoints().GetData()).astype(np.float64)
-    affine = np.asarray(labelmap.geometry.ijk_to_lps_matrix(), dtype=float)
+    affine = np.asarray(geometry.ijk_to_lps_matrix(), dtype=float)
     lps = ijk @ affine[:3, :3].T + affine[:3, 3]
     tris = vtk_to_numpy(out.GetPolys().GetConnectivityArray()).reshape(-1, 3)
-    if np.linalg.det(affine[:3, :3]) < 0:  # keep outward winding on left-handed grids
+    if np.linalg.det(affine[:3, :3]) < 0:  # keep the winding outward on left-handed grids
         tris = tris[:, [0, 2, 1]]
     sides = vtk_to_numpy(out.GetCellData().GetArray("BoundaryLabels")).reshape(-1, 2)
+    present = set(np.unique(sides).tolist()) & set(wanted)
     result = {}
-    for value in wanted:
+    for value in sorted(present):
         cells = tris[(sides[:, 0] == value) | (sides[:, 1] == value)]
         if len(cells):
             result[value] = _polydata(lps, cells)
@@ -110,19 +120,29 @@ class SegmentSurfaces:
     ``actors``: label -> vtkActor of the current build. ``build_seconds``: last build time.
     """
 
-    def __init__(self, volume_view, *, smoothing_iterations: int = 16, opacity: float = 1.0):
+    def __init__(
+        self,
+        volume_view,
+        *,
+        smoothing_iterations: int = 16,
+        opacity: float = 1.0,
+        min_interval_s: float = 1.0,
+    ):
         self.view = volume_view
         self.renderer = volume_view.renderer
         self.smoothing_iterations = int(smoothing_iterations)
+        self.min_interval_s = float(min_interval_s)
+        self._last_build = -float("inf")  # time.monotonic() at the end of the last build
         self.opacity = float(opacity)
         self.visible = True
         self.labelmap: LabelMap | None = None
         self.actors: dict[int, vtkActor] = {}
         self.dirty = False
+        self.version = 0  # bumped by every voxel change
         self.build_seconds = 0.0
 
-    def set_labelmap(self, labelmap: LabelMap | None) -> None:
-        """Show the surfaces of ``labelmap`` (built now), or none."""
+    def set_labelmap(self, labelmap: LabelMap | None, *, build: bool = True) -> None:
+        """Show the surfaces of ``labelmap`` (built now unless ``build`` is False), or none."""
         if self.labelmap is not None:
             for signal, slot in (
                 (self.labelmap.changed, self._on_changed),
@@ -138,19 +158,48 @@ class SegmentSurfaces:
             labelmap.changed.connect(self._on_changed)
             labelmap.segments_changed.connect(self._on_segments_changed)
             self.dirty = True
-            self.refresh()
+            if build:
+                self.refresh(force=True)
         self._request_render()
 
     def refresh(self, force: bool = False) -> bool:
-        """Rebuild the surfaces if the voxels changed since the last build (or ``force``).
+        """Rebuild the surfaces if the voxels changed since the last build; returns whether
+        it did.
 
-        Cost: one surface-nets pass over the whole label volume (measured in
-        benchmarks/labelmap_render.py); call it when a stroke ends, not per mouse move.
+        Throttled: within ``min_interval_s`` of the previous build it does nothing (the
+        surfaces stay :attr:`dirty`; call again after :meth:`wait_s`) unless ``force``.
+        Cost: one surface-nets pass over the whole label volume (about 1 s for a
+        300 x 512 x 512 chest, benchmarks/labelmap_render.py); call it when a stroke ends,
+        never per mouse move, or build off the GUI thread with :meth:`snapshot`.
         """
         if self.labelmap is None or not (self.dirty or force):
             return False
+        if not force and self.wait_s() > 0:
+            return False
         start = time.perf_counter()
-        surfaces = label_surfaces(self.labelmap, None, self.smoothing_iterations)
+        labelmap = self.labelmap
+        surfaces = label_surfaces(
+            labelmap.labels, labelmap.geometry, None, self.smoothing_iterations
+        )
+        self.set_surfaces(surfaces, self.version)
+        self.build_seconds = time.perf_counter() - start
+        return True
+
+    def wait_s(self) -> float:
+        """Seconds until :meth:`refresh` may rebuild again (0 = now)."""
+        return max(0.0, self._last_build + self.min_interval_s - time.monotonic())
+
+    def snapshot(self) -> tuple[np.ndarray, VolumeGeometry, int]:
+        """(labels copy, geometry, version) for building off the GUI thread:
+        ``set_surfaces(label_surfaces(labels, geometry), version)`` when it is done."""
+        if self.labelmap is None:
+            raise ValueError("no label map shown")
+        return self.labelmap.labels.copy(), self.labelmap.geometry, self.version
+
+    def set_surfaces(self, surfaces: dict[int, vtkPolyData], version: int) -> None:
+        """Show surfaces built from the voxels as they were at ``version`` (GUI thread).
+
+        The surfaces stay marked dirty if the voxels changed since that version."""
         self._clear()
         for value, poly in surfaces.items():
             mapper = vtkPolyDataMapper()
@@ -160,11 +209,10 @@ class SegmentSurfaces:
             actor.SetMapper(mapper)
             self.actors[value] = actor
             self.renderer.AddActor(actor)
-        self.dirty = False
+        self.dirty = version != self.version
+        self._last_build = time.monotonic()
         self._apply_segments()
-        self.build_seconds = time.perf_counter() - start
         self._request_render()
-        return True
 
     def set_visible(self, visible: bool) -> None:
         self.visible = bool(visible)
@@ -195,16 +243,16 @@ class SegmentSurfaces:
         if self.labelmap is None:
             return
         for value, actor in self.actors.items():
-            seg = self.labelmap.segments.get(value)
+            seg = self.labelmap.segments.get(value) or segment_for(f"segment {value}", value)
             prop = actor.GetProperty()
-            alpha = (min(1.0, 2.0 * seg.opacity) if seg is not None else 1.0) * self.opacity
-            if seg is not None:
-                prop.SetColor(*(c / 255.0 for c in seg.color))
+            alpha = min(1.0, 2.0 * seg.opacity) * self.opacity
+            prop.SetColor(*(c / 255.0 for c in seg.color))
             prop.SetOpacity(alpha)
-            shown = self.visible and (seg is None or seg.visible) and alpha > 0
+            shown = self.visible and seg.visible and alpha > 0
             actor.SetVisibility(shown)
 
     def _on_changed(self, _bbox: BBox | None) -> None:
+        self.version += 1
         self.dirty = True  # rebuilt by refresh(), never per edit
 
     def _on_segments_changed(self) -> None:
