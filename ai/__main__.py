@@ -2,8 +2,10 @@
 
     python -m ai train lungs --data ../shared/data
     python -m ai train classifier --data ../shared/data
+    python -m ai train infection --data ../shared/data
     python -m ai evaluate --model cxr-lungs --data ../shared/data
     python -m ai evaluate --model cxr-covid --data ../shared/data
+    python -m ai finetune segmentation --model ct-infection --masks DIR
 
 Training writes the model folder (model.keras, history.json) and then evaluates it, which
 writes model.json (sha256, metrics with 95% CIs), MODEL_CARD.md and the plots.
@@ -24,18 +26,61 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ai", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a shipped model and write its folder and card")
-    train.add_argument("which", choices=["lungs", "classifier"])
-    train.add_argument("--data", required=True, help="data folder (holds cxr/, cxr-lung-masks/)")
+    train.add_argument("which", choices=["lungs", "classifier", "infection"])
+    train.add_argument(
+        "--data", required=True, help="data folder (holds cxr/, cxr-lung-masks/, ct-infection/)"
+    )
     train.add_argument("--out", type=Path, help="model folder (default resources/models/<name>)")
-    train.add_argument("--lungs", type=Path,
-                       help="cxr-lungs folder for lung_crop (classifier; default shipped one)")
+    train.add_argument(
+        "--lungs",
+        type=Path,
+        help="cxr-lungs folder for lung_crop (classifier; default shipped one)",
+    )
     train.add_argument("--seed", type=int)
     train.add_argument("--epochs", type=int, help="maximum epochs")
     train.add_argument("--max-minutes", type=float, help="stop after this much training time")
     train.add_argument("--threads", type=int, help="TensorFlow CPU threads")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                       help="override a training option, e.g. --set lr=0.001 (repeatable)")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="override a training option, e.g. --set lr=0.001 (repeatable)",
+    )
     train.add_argument("--no-evaluate", action="store_true", help="skip the test evaluation")
+    train.add_argument(
+        "--cv-dir",
+        type=Path,
+        default=Path("build/ct-infection-cv"),
+        help="infection: where the cross-validation writes cv.json",
+    )
+    train.add_argument(
+        "--no-cv",
+        action="store_true",
+        help="infection: reuse --cv-dir/cv.json instead of cross-validating",
+    )
+    ft = sub.add_parser("finetune", help="continue training a model on corrected label exports")
+    ft.add_argument("task", choices=["segmentation"])
+    ft.add_argument("--model", required=True, help="model name (user or shipped) or folder")
+    ft.add_argument(
+        "--masks",
+        required=True,
+        type=Path,
+        help="folder of radview label exports (<stem>.nii.gz + <stem>.json)",
+    )
+    ft.add_argument(
+        "--images",
+        type=Path,
+        help="folder of the source DICOM series (default: each sidecar's files_dir)",
+    )
+    ft.add_argument("--epochs", type=int, default=8)
+    ft.add_argument("--lr", type=float, default=2e-4)
+    ft.add_argument(
+        "--out",
+        type=Path,
+        help="models folder to write the new version into (default: the user models folder)",
+    )
+    ft.add_argument("--seed", type=int, default=0)
     ev = sub.add_parser("evaluate", help="re-measure a shipped model; rewrite its metrics/card")
     ev.add_argument("--model", required=True, choices=["cxr-lungs", "cxr-covid"])
     ev.add_argument("--data", required=True)
@@ -47,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
+    if args.command == "finetune":
+        return _finetune(args, " ".join(["python -m ai", *map(shlex.quote, argv)]))
     from ai.train import classifier, lungs
 
     if args.command == "evaluate":
@@ -54,14 +101,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.model == "cxr-lungs":
             lungs.evaluate(folder, args.data, n_boot=args.n_boot)
         else:
-            classifier.evaluate(folder, args.data, args.models_dir / "cxr-lungs",
-                                n_boot=args.n_boot)
+            classifier.evaluate(
+                folder, args.data, args.models_dir / "cxr-lungs", n_boot=args.n_boot
+            )
         print(f"wrote {folder / 'model.json'} and {folder / 'MODEL_CARD.md'}")
         return 0
 
     command = " ".join(["python -m ai", *map(shlex.quote, argv)])
-    options = {"seed": args.seed, "epochs": args.epochs, "max_minutes": args.max_minutes,
-               "threads": args.threads, "command": command}
+    options = {
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "max_minutes": args.max_minutes,
+        "threads": args.threads,
+        "command": command,
+    }
     for item in args.set:
         key, _, value = item.partition("=")
         try:
@@ -69,7 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         except json.JSONDecodeError:
             options[key] = value
     lungs_dir = args.lungs or MODELS_DIR / "cxr-lungs"
-    if args.which == "lungs":
+    if args.which == "infection":
+        from ai.train import infection
+
+        out = args.out or MODELS_DIR / infection.NAME
+        infection.train(args.data, out, args.cv_dir, run_cv=not args.no_cv, **options)
+    elif args.which == "lungs":
         out = args.out or MODELS_DIR / lungs.NAME
         lungs.train(args.data, out, **options)
         if not args.no_evaluate:
@@ -80,6 +138,27 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_evaluate:
             classifier.evaluate(out, args.data, lungs_dir)
     print(f"wrote {out}")
+    return 0
+
+
+def _finetune(args, command: str) -> int:
+    from ai.train import finetune
+
+    try:
+        folder = finetune.finetune_segmentation(
+            args.model,
+            args.masks,
+            images_dir=args.images,
+            epochs=args.epochs,
+            lr=args.lr,
+            out_root=args.out,
+            seed=args.seed,
+            command=command,
+        )
+    except finetune.FinetuneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {folder}")
     return 0
 
 
