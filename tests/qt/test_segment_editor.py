@@ -491,3 +491,34 @@ def test_flood_fill_and_region_operations_are_undo_steps(qtbot, ct):
     assert seg.stack.undo_name == "Shrink"
     seg.undo()
     assert (labels == label).sum() == n
+
+
+def test_quantification_table_follows_the_strokes(qtbot, ct):
+    from viewer.core.quantify import quantify, to_rows
+    from viewer.qt.panels.quantification import COLUMNS, cell_text
+
+    window, _, info = ct
+    seg, table = window.segments, window.segment_panel.quant
+    window.session.set_labelmap(_phantom_labelmap(window, info))
+
+    def shown_equals_quantify() -> bool:
+        rows = to_rows(quantify(window.session.labelmap))
+        return table.table.columnCount() == len(rows) == 3 and all(
+            table.cell(r, key) == cell_text(row, key)
+            for r, row in enumerate(rows)
+            for key, _ in COLUMNS
+        )
+
+    qtbot.waitUntil(shown_equals_quantify, timeout=10000)
+    before = table.cell(2, "ground_glass")
+    assert "Pan et al." in table.summary.text() and "/10" in table.summary.text()
+    seg.set_active(window.session.labelmap.label_of("ground-glass opacity"))
+    window.set_tool("brush")
+    seg.set_radius(15.0)
+    axial = window.views.viewports["axial"]
+    _drag(
+        qtbot, axial, _line(_centre_q(axial, window, (-120, 0)), _centre_q(axial, window, (-40, 0)))
+    )
+    qtbot.waitUntil(lambda: table.cell(2, "ground_glass") != before, timeout=10000)
+    qtbot.waitUntil(shown_equals_quantify, timeout=10000)
+    assert float(table.cell(2, "ground_glass")) > float(before)

@@ -385,12 +385,16 @@ class SegmentController(QObject):
 
     # -- undo -----------------------------------------------------------------------------
     def undo(self) -> None:
+        if self._brush is not None:  # not in the middle of a stroke
+            return
         if self.stack is not None and self.stack.can_undo:
             name = self.stack.undo_name
             self.stack.undo()
             self.message.emit(f"Undone: {name}")
 
     def redo(self) -> None:
+        if self._brush is not None:
+            return
         if self.stack is not None and self.stack.can_redo:
             name = self.stack.redo_name
             self.stack.redo()
@@ -517,10 +521,8 @@ class SegmentController(QObject):
         self.display.schedule_surfaces()
 
     def _quantify(self) -> None:
-        try:
-            from viewer.core.quantify import quantify
-        except ImportError:  # TODO(segment editor): remove once viewer.core.quantify lands
-            return
+        from viewer.core.quantify import quantify
+
         self._quant_generation += 1
         generation = self._quant_generation
         lm = self.labelmap

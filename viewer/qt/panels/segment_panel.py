@@ -19,7 +19,7 @@ its own beyond its widgets.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSlider,
     QSpinBox,
     QTableWidget,
@@ -55,6 +56,15 @@ HU_PRESETS = {
     "Bone": (300.0, 3000.0),
 }
 COL_COLOUR, COL_NAME, COL_VISIBLE, COL_OPACITY, COL_LOCKED = range(5)
+TOOL_STYLE = (
+    "QToolButton:checked { background: palette(highlight); color: palette(highlighted-text); }"
+)
+
+
+def _swatch(color) -> QIcon:
+    pixmap = QPixmap(18, 14)
+    pixmap.fill(QColor(*color))
+    return QIcon(pixmap)
 
 
 class SegmentPanel(QWidget):
@@ -148,9 +158,8 @@ class SegmentPanel(QWidget):
             button.setText(f"{text.split('(')[0].replace('&', '').strip()} ({shortcut})")
             button.setCheckable(True)
             button.setToolButtonStyle(Qt.ToolButtonTextOnly)
-            button.setSizePolicy(
-                button.sizePolicy().horizontalPolicy(), button.sizePolicy().verticalPolicy()
-            )
+            button.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+            button.setStyleSheet(TOOL_STYLE)
             button.clicked.connect(lambda _=False, k=key: self._tool_clicked(k))
             grid.addWidget(button, n // 2, n % 2)
             self.tool_buttons[key] = button
@@ -276,7 +285,7 @@ class SegmentPanel(QWidget):
             for row, (label, seg) in enumerate(segments):
                 swatch = QTableWidgetItem("")
                 swatch.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable)
-                swatch.setBackground(QColor(*seg.color))
+                swatch.setIcon(_swatch(seg.color))  # an icon stays visible when selected
                 swatch.setToolTip("Click to change the colour")
                 swatch.setData(Qt.UserRole, label)
                 name = QTableWidgetItem(seg.name)
