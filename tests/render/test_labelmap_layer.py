@@ -248,3 +248,26 @@ def test_brush_cursor_radius_in_pixels():
     assert not _green(capture_rgb(window)).any()
     with pytest.raises(ValueError, match="radius"):
         cursor.set_radius_mm(0)
+
+
+def test_labels_show_over_a_heatmap_layer():
+    from viewer.render.heatmap import HeatmapLayer
+
+    volume = _flat_picture()
+    geometry = volume.geometry
+    window, view = _view(volume)
+    gray = _pixel(window, view, geometry, (1, 5, 40))
+    labelmap = LabelMap(geometry, segments={1: Segment("a", GREEN, opacity=1.0)})
+    labelmap.labels[1, 20:40, 10:30] = 1
+    layer = LabelMapLayer(view, outline=False)
+    layer.set_labelmap(labelmap)
+    cam = np.zeros(geometry.shape[1:], np.float32)
+    cam[20:40, 10:70] = 1.0  # under the label and beside it
+    heatmap = HeatmapLayer(view, 1, cam, colour_map="jet", threshold=0.5, opacity=1.0)
+    assert tuple(_pixel(window, view, geometry, (1, 30, 20))) == GREEN
+    beside = _pixel(window, view, geometry, (1, 30, 50))
+    assert beside[0] > 100 and beside[1] < 30  # the heatmap (jet at 1.0: dark red)
+    assert np.abs(_pixel(window, view, geometry, (1, 5, 40)) - gray).max() <= 1  # image
+    heatmap.remove()
+    assert tuple(_pixel(window, view, geometry, (1, 30, 20))) == GREEN
+    assert np.abs(_pixel(window, view, geometry, (1, 30, 50)) - gray).max() <= 1

@@ -20,7 +20,7 @@ from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
 __all__ = ["BrushCursor"]
 
 N_POINTS = 96  # points on the outline (smooth at any practical radius)
-LIFT_PX = 0.01  # drawn this many pixels toward the camera, over the coplanar image layers
+LIFT_PX = 0.05  # drawn this many pixels toward the camera: over the image and label layers
 
 
 class BrushCursor:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 from vtkmodules.vtkCommonDataModel import vtkImageData
 from vtkmodules.vtkRenderingCore import vtkImageProperty, vtkImageSlice, vtkRenderer
-from vtkmodules.vtkRenderingImage import vtkImageResliceMapper, vtkImageStack
+from vtkmodules.vtkRenderingImage import vtkImageResliceMapper
 
 from viewer.core.volume import Volume
 from viewer.render.luts import fallback_window, grayscale_lut, vtk_window_level
@@ -128,8 +128,6 @@ class SliceView:
         self._observer = renderer.AddObserver("StartEvent", self._before_render)
         #: set by the GUI: called by :meth:`request_render` (e.g. a coalesced repaint)
         self.render_request: Callable[[], None] | None = None
-        self._stack: vtkImageStack | None = None
-        self._layers: list[vtkImageSlice] = []
 
     # -- slice -----------------------------------------------------------------------------
     def set_slice_lps(self, point) -> None:
@@ -329,39 +327,6 @@ class SliceView:
         if self.render_request is not None:
             self.render_request()
 
-    # -- image layers ----------------------------------------------------------------------
-    def add_layer(self, layer: vtkImageSlice, number: int) -> None:
-        """Draw ``layer`` (a vtkImageSlice cut by the same plane) over the image.
-
-        The image and its layers go into one vtkImageStack (image = layer 0, higher
-        ``number`` on top), the way VTK layers coplanar image slices without depth fighting.
-        """
-        if number < 1:
-            raise ValueError("layer numbers start at 1 (0 is the image)")
-        if self._stack is None:
-            self._stack = vtkImageStack()
-            self.renderer.RemoveViewProp(self.image_slice)
-            self.image_property.SetLayerNumber(0)
-            self._stack.AddImage(self.image_slice)
-            self._stack.SetActiveLayer(0)
-            self.renderer.AddViewProp(self._stack)
-        layer.GetProperty().SetLayerNumber(int(number))
-        if layer not in self._layers:
-            self._layers.append(layer)
-            self._stack.AddImage(layer)
-
-    def remove_layer(self, layer: vtkImageSlice) -> None:
-        """Take a layer added by :meth:`add_layer` away (the image stays)."""
-        if layer not in self._layers or self._stack is None:
-            return
-        self._layers.remove(layer)
-        self._stack.RemoveImage(layer)
-        if not self._layers:
-            self.renderer.RemoveViewProp(self._stack)
-            self._stack.RemoveImage(self.image_slice)
-            self._stack = None
-            self.renderer.AddViewProp(self.image_slice)
-
     def render(self) -> None:
         """Render the window this view belongs to."""
         window = self.renderer.GetRenderWindow()
@@ -371,8 +336,6 @@ class SliceView:
     def close(self) -> None:
         """Remove this view's props and observer from the renderer."""
         self.renderer.RemoveObserver(self._observer)
-        for layer in list(self._layers):
-            self.remove_layer(layer)
         for group in (self.corners, self.letters):
             for actor in group.actors.values():
                 self.renderer.RemoveViewProp(actor)
