@@ -522,3 +522,29 @@ def test_quantification_table_follows_the_strokes(qtbot, ct):
     qtbot.waitUntil(lambda: table.cell(2, "ground_glass") != before, timeout=10000)
     qtbot.waitUntil(shown_equals_quantify, timeout=10000)
     assert float(table.cell(2, "ground_glass")) > float(before)
+
+
+def test_3d_surfaces_follow_the_strokes(qtbot, ct):
+    window, _, _ = ct
+    seg = window.segments
+    window.set_layout("2x2")
+    qtbot.waitUntil(lambda: window.views.viewports["3d"].isVisible(), timeout=5000)
+    label = seg.add_segment("nodule")
+    window.set_tool("brush")
+    seg.set_sphere(True)
+    seg.set_radius(25.0)
+    axial = window.views.viewports["axial"]
+    _drag(qtbot, axial, [_centre_q(axial, window)])
+    assert len(set(np.argwhere(window.session.labelmap.labels == label)[:, 0])) > 1  # a sphere
+
+    def built():
+        s = seg.display.surfaces
+        return s is not None and label in s.actors and not s.dirty
+
+    qtbot.waitUntil(built, timeout=15000)
+    x0, x1 = seg.display.surfaces.bounds(label)[:2]
+    assert 40 < x1 - x0 < 60  # about the 50 mm diameter
+    _drag(qtbot, axial, _line(_centre_q(axial, window), _centre_q(axial, window, (80, 0))))
+    qtbot.waitUntil(
+        lambda: built() and seg.display.surfaces.bounds(label)[1] > x1 + 10, timeout=15000
+    )

@@ -7,8 +7,9 @@
 * the brush cursor (:class:`~viewer.render.brush_cursor.BrushCursor`): a circle of the
   brush radius in the active segment's colour under the mouse, in the hovered view only;
 * the segments as surfaces in the 3D view (:class:`~viewer.render.segment_surfaces.
-  SegmentSurfaces`), rebuilt at most every ``SURFACE_DELAY_MS`` and only while the 3D view
-  is on screen (marching cubes on the whole map is the slow part of an edit).
+  SegmentSurfaces`), rebuilt on a worker thread (surface nets over the whole map is the
+  slow part of an edit: about 1 s for a 300 x 512 x 512 chest), ``SURFACE_DELAY_MS`` after
+  the last change and only while the 3D view is on screen.
 
 Slice views are rebuilt when a volume loads; layers and cursors follow the view they were
 made for and are remade when a viewport shows a new one.
@@ -36,6 +37,7 @@ class SegmentViews:
         self.layers: dict[object, LabelMapLayer] = {}  # viewport -> layer
         self.cursors: dict[object, BrushCursor] = {}  # viewport -> cursor
         self.surfaces = None
+        self._building = False
         self._surface_timer = QTimer(controller)
         self._surface_timer.setSingleShot(True)
         self._surface_timer.setInterval(SURFACE_DELAY_MS)
@@ -141,7 +143,8 @@ class SegmentViews:
         self._surface_timer.start()
 
     def refresh_surfaces(self) -> None:
-        """Rebuild the 3D surfaces now if the 3D view is on screen (else on next show)."""
+        """Rebuild the 3D surfaces on a worker thread if the voxels changed and the 3D view
+        is on screen (else when it shows up: MainWindow.set_layout schedules this)."""
         vp = self.views.viewports["3d"]
         if self.labelmap is None or vp.view is None or not vp.isVisible():
             return
@@ -151,9 +154,29 @@ class SegmentViews:
             self._drop_surfaces()
             self.surfaces = SegmentSurfaces(vp.view)
             self.surfaces.set_visible(self.visible)
-            self.surfaces.set_labelmap(self.labelmap)  # builds
-        elif self.surfaces.refresh():  # only when voxels changed since the last build
-            vp.update()
+            self.surfaces.set_labelmap(self.labelmap, build=False)
+        if not self.surfaces.dirty or self._building:
+            return
+        from viewer.render.segment_surfaces import label_surfaces
+
+        surfaces = self.surfaces
+        labels, geometry, version = surfaces.snapshot()
+        self._building = True
+
+        def done(result) -> None:
+            self._building = False
+            if surfaces is self.surfaces:
+                surfaces.set_surfaces(result, version)
+                if surfaces.dirty:  # edited while building
+                    self.schedule_surfaces()
+
+        def failed(message: str) -> None:
+            self._building = False
+            self.controller.message.emit(f"3D surfaces: {message}")
+
+        self.controller.window.tasks.run(
+            lambda _p, _c: label_surfaces(labels, geometry), on_finished=done, on_failed=failed
+        )
 
     def _drop_surfaces(self) -> None:
         if self.surfaces is not None:
