@@ -405,10 +405,12 @@ def _pick_lungs(
 
 
 def _x_of(mask: np.ndarray, grid: _Grid) -> np.ndarray:
-    """LPS x (mm, relative to voxel 0) of every True voxel (subsampled above 200k voxels)."""
-    idx = np.argwhere(mask)
-    if len(idx) > 200_000:
-        idx = idx[:: len(idx) // 200_000]
+    """LPS x (mm, relative to voxel 0) of the True voxels; on a strided sample (every
+    ``step``-th voxel per axis) when the array is big, for speed."""
+    step = max(1, int(round(np.cbrt(mask.size / 1e6))))
+    idx = np.argwhere(mask[::step, ::step, ::step]) * step if step > 1 else np.argwhere(mask)
+    if not len(idx):
+        idx = np.argwhere(mask)
     return grid.lps(0, idx)
 
 
