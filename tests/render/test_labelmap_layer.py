@@ -271,3 +271,29 @@ def test_labels_show_over_a_heatmap_layer():
     heatmap.remove()
     assert tuple(_pixel(window, view, geometry, (1, 30, 20))) == GREEN
     assert np.abs(_pixel(window, view, geometry, (1, 30, 50)) - gray).max() <= 1
+
+
+def test_zoomed_out_and_panned_labels_cover_the_volume_to_its_edges():
+    volume = _flat_picture()
+    geometry = volume.geometry
+    window, view = _view(volume, size=(300, 300))
+    view.zoom(0.5)
+    view.pan(20, -10)
+    labelmap = LabelMap(geometry, segments={1: Segment("all", GREEN, opacity=1.0)})
+    labelmap.labels[1] = 1
+    layer = LabelMapLayer(view, outline=False)
+    layer.set_labelmap(labelmap)
+    ys, xs = np.nonzero(_green(capture_rgb(window)))
+    corners = [
+        view.lps_to_display(geometry.index_to_lps((1, j, i)))
+        for j in (-0.5, 59.5)
+        for i in (-0.5, 79.5)
+    ]
+    ex, ey = np.array(corners).T
+    assert abs(xs.min() - ex.min()) <= 1 and abs(xs.max() + 1 - ex.max()) <= 1
+    assert abs(300 - ys.max() - 1 - ey.min()) <= 1 and abs(300 - ys.min() - ey.max()) <= 1
+    layer.set_fill(False)
+    layer.set_outline(True)  # the outline runs along the volume's edge too
+    ring = _green(capture_rgb(window))
+    assert ring[:, int(ex.min()) : int(ex.min()) + 2].sum() > 0.9 * (ey.max() - ey.min())
+    assert ring.sum() < 4 * ((ex.max() - ex.min()) + (ey.max() - ey.min()))

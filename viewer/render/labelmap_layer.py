@@ -104,6 +104,11 @@ class LabelImage:
         # index (i, j, k) -> LPS mm, and back
         self.ijk_to_lps = np.asarray(geometry.ijk_to_lps_matrix(), dtype=float)
         self.lps_to_ijk = np.linalg.inv(self.ijk_to_lps)
+        n = [s - 0.5 for s in geometry.size_xyz]  # outer corners (voxel edges)
+        edges = np.array(
+            [[i, j, k, 1.0] for i in (-0.5, n[0]) for j in (-0.5, n[1]) for k in (-0.5, n[2])]
+        )
+        self.corners_lps = (edges @ self.ijk_to_lps.T)[:, :3]
         self.array: np.ndarray | None = None
         self.sync()
 
@@ -282,14 +287,25 @@ class LabelMapLayer:
             self.actor.SetVisibility(show)
 
     def resample(self, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-        """Labels (h, w) uint8 at the centres of the viewport's pixels (row 0 at the bottom),
-        and the LPS position (mm) of pixel (0, 0)'s centre."""
+        """The labels at the centres of the viewport's pixels that the label volume covers.
+
+        Returns ``(cut, first)``: ``cut`` (rows, columns) uint8, row 0 at the bottom, over
+        the viewport's pixels within the label volume's projected bounds (plus one pixel
+        of background all round; empty when the volume is off screen); ``first`` the LPS
+        position (mm) of the centre of ``cut``'s pixel (0, 0).
+        """
         view, source = self.view, self.source
         mpp = view.mm_per_pixel()
-        ox, oy = view.renderer.GetOrigin()
         right = np.asarray(view.plane.right, dtype=float)
         up = np.asarray(view.plane.up, dtype=float)
-        first = view.display_to_lps(ox + 0.5, oy + 0.5)
+        origin = view.display_to_lps(*view.renderer.GetOrigin())  # viewport's corner
+        d = source.corners_lps - origin
+        xs, ys = d @ right / mpp, d @ up / mpp  # viewport pixel units
+        x0, x1 = max(int(np.floor(xs.min())) - 1, 0), min(int(np.ceil(xs.max())) + 1, w)
+        y0, y1 = max(int(np.floor(ys.min())) - 1, 0), min(int(np.ceil(ys.max())) + 1, h)
+        first = origin + (x0 + 0.5) * mpp * right + (y0 + 0.5) * mpp * up
+        if x1 <= x0 or y1 <= y0:
+            return np.zeros((0, 0), np.uint8), first
         # output pixel (x, y) -> LPS first + x mpp right + y mpp up -> label index (i, j, k)
         axes = np.eye(4)
         axes[:3, 0], axes[:3, 1], axes[:3, 2] = right * mpp, up * mpp, np.cross(right, up)
@@ -298,15 +314,19 @@ class LabelMapLayer:
         self.reslice.SetResliceAxes(self._axes)
         self.reslice.SetOutputOrigin(0.0, 0.0, 0.0)
         self.reslice.SetOutputSpacing(1.0, 1.0, 1.0)
-        self.reslice.SetOutputExtent(0, w - 1, 0, h - 1, 0, 0)
+        self.reslice.SetOutputExtent(0, x1 - x0 - 1, 0, y1 - y0 - 1, 0, 0)
         self.reslice.Modified()
         self.reslice.Update()
         scalars = self.reslice.GetOutput().GetPointData().GetScalars()
-        return vtk_to_numpy(scalars).reshape(h, w), first
+        return vtk_to_numpy(scalars).reshape(y1 - y0, x1 - x0), first
 
     def _update_picture(self, w: int, h: int) -> None:
         """Resample, colour and outline the labels of the shown plane (see module doc)."""
         cut, first = self.resample(w, h)
+        self._empty = cut.size == 0
+        if self._empty:
+            return
+        h, w = cut.shape
         if self._rgba is None or self._rgba.shape != (h, w):
             self._rgba = np.zeros((h, w), dtype=np.uint32)
         rgba = self._rgba
