@@ -548,3 +548,36 @@ def test_3d_surfaces_follow_the_strokes(qtbot, ct):
     qtbot.waitUntil(
         lambda: built() and seg.display.surfaces.bounds(label)[1] > x1 + 10, timeout=15000
     )
+
+
+def test_segment_table_edits_the_segments(qtbot, ct):
+    from PySide6.QtGui import QColor
+
+    window, _, _ = ct
+    seg, panel = window.segments, window.segment_panel
+    qtbot.mouseClick(panel.add_button, Qt.LeftButton)
+    qtbot.mouseClick(panel.add_button, Qt.LeftButton)
+    lm = window.session.labelmap
+    assert sorted(lm.names().values()) == ["Segment 1", "Segment 2"]
+    assert seg.active_label == 2 and panel.table.currentRow() == 1
+    panel.table.selectRow(0)
+    assert seg.active_label == 1
+    panel.table.item(0, 1).setText("right lung")  # as an edit in the cell would
+    assert lm.segments[1].name == "right lung"
+    panel.table.item(0, 2).setCheckState(Qt.Unchecked)
+    assert lm.segments[1].visible is False
+    panel.table.item(0, 4).setCheckState(Qt.Checked)
+    assert lm.segments[1].locked is True
+    panel.table.cellWidget(1, 3).setValue(80)
+    assert lm.segments[2].opacity == pytest.approx(0.8)
+    panel._cell_clicked(1, 0)  # the colour swatch opens a (non-modal) colour dialog
+    panel.colour_dialog.colorSelected.emit(QColor(10, 20, 30))
+    assert lm.segments[2].color == (10, 20, 30)
+    panel.colour_dialog.close()
+    # the segment layers draw what the table says: label 1 hidden, label 2 in its colour
+    from viewer.render.labelmap_layer import segment_rgba
+
+    rgba = segment_rgba(lm.segments)
+    assert rgba[1, 3] == 0 and tuple(rgba[2, :3]) == (10, 20, 30)
+    seg.remove_segment(2)
+    assert panel.table.rowCount() == 1 and seg.active_label == 1
