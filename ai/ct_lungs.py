@@ -15,10 +15,13 @@ SimpleITK recipe):
    midline in the most superior slice that has one; it is grown in 3D at a lumen threshold
    raised in steps until the grown volume jumps (a leak into the lung) and removed with a
    one-voxel margin, which cuts the main bronchi from the lungs;
-5. lungs: the biggest air components; two on either side of the midline are the two lungs;
-   one component that spans both sides (lungs touching at the anterior or posterior
-   junction) is eroded (distance map) until it breaks into a right and a left core, which
-   are grown back inside the component (watershed on the distance map);
+5. lungs: the biggest air components (at least 10 mL); two on either side of the midline
+   are the two lungs; one component that spans both sides (lungs touching at the anterior
+   or posterior junction) is eroded (distance map) until it breaks into a right and a left
+   core, which are grown back inside the component (watershed on the distance map; the
+   mid-sagittal plane if no erosion parts it). In inputs under 3 cm thick (single slices)
+   size cannot tell bowel gas from lung: regions whose median is below -920 HU (pure gas;
+   lung with its vessels is denser) are skipped and a lung needs 5 cm² per slice;
 6. each lung is closed (ball of :data:`CLOSING_MM`) and its holes filled slice by slice, so
    vessels, intrapulmonary airways and enclosed lesions count as lung, as in clinical lung
    masks; pieces under 2 % of the lung are dropped;
@@ -27,8 +30,9 @@ SimpleITK recipe):
 
 Known limits: consolidation or effusion against the chest wall is not lung to a threshold
 (the infection model and :mod:`viewer.core.quantify`'s nearest-lung assignment cover that);
-a lung with no air at all (complete collapse) is not found; non-axial acquisitions are
-handled by permuting the axes so the slice-wise steps run in the axial plane.
+a lung with no air at all (complete collapse) is not found; in a single slice, a small
+bowel-gas pocket under the diaphragm can still pass for a lung. Non-axial acquisitions
+are handled by permuting the axes so the slice-wise steps run in the axial plane.
 """
 
 from __future__ import annotations
@@ -106,6 +110,8 @@ def segment_lungs(
     # Slice-wise steps run in the axial plane: put the array axis closest to LPS z first.
     cols = [2, 1, 0]  # direction column of array axes k, j, i
     zaxis = int(np.argmax([abs(d[2, c]) for c in cols]))
+    if hu.shape[0] == 1:  # one slice: its own plane, whatever the orientation
+        zaxis = 0
     perm = [zaxis] + [a for a in range(3) if a != zaxis]
     hu_p = np.transpose(hu, perm)
     sp = tuple(spacing[a] for a in perm)

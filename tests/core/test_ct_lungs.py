@@ -89,6 +89,19 @@ def test_flipped_axes_give_the_same_anatomy(phantom, result):
             assert _dice(flipped == label, out == label) > 0.99
 
 
+def test_coronal_acquisition(phantom, result):
+    """The same chest stored as coronal slices (k = posterior, rows = inferior): the
+    slice-wise steps still run axially and the answer is the same."""
+    hu, _ = phantom
+    out, _ = result
+    coronal = np.ascontiguousarray(np.transpose(hu, (1, 0, 2))[:, ::-1, :])
+    direction = np.array([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]])  # columns i, j, k
+    labels = segment_lungs(coronal, (SPACING[1], SPACING[0], SPACING[2]), direction=direction)
+    back = np.transpose(labels[:, ::-1, :], (1, 0, 2))
+    for label in (RIGHT_LUNG, LEFT_LUNG):
+        assert _dice(back == label, out == label) > 0.99
+
+
 def test_single_slice(phantom):
     hu, truth = phantom
     k = 20
