@@ -237,3 +237,47 @@ def test_postprocessing_and_batch_size_are_checked(ct_models):
     ]:
         with pytest.raises(ModelSpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
             ModelSpec.from_dict({**data, **bad}, ct_models)
+
+
+def test_classical_spec_parsing(tmp_path):
+    from ai.registry import WeightsError, verify_weights
+
+    spec = Registry([shipped_models_dir()]).get("ct-lungs")
+    assert spec.is_classical and spec.method == "ct_lungs" and spec.modalities == ("CT",)
+    assert spec.input is None and spec.weights_path is None and spec.preprocessing == ()
+    assert spec.labels == {0: "background", 1: "right lung", 2: "left lung"}
+    with pytest.raises(WeightsError, match="classical model: it has no weights"):
+        verify_weights(spec)
+    good = {
+        "format": 1,
+        "name": "x",
+        "version": "1",
+        "task": "segmentation",
+        "backend": "classical",
+        "method": "ct_lungs",
+        "labels": {"0": "bg", "1": "lung"},
+    }
+    for change, message in [
+        ({"method": "os.system"}, "method 'os.system' must be one of ct_lungs"),
+        ({"backend": "torch"}, "backend 'torch' must be one of keras, classical"),
+        ({"weights": {"file": "m.keras", "sha256": "0" * 64}}, "classical model has no 'weights'"),
+        ({"task": "classification", "classes": ["a", "b"]}, "must have task 'segmentation'"),
+    ]:
+        with pytest.raises(ModelSpecError, match=message):
+            ModelSpec.from_dict({**good, **change}, tmp_path)
+
+
+def test_classical_model_through_the_2d_segment_request(client):
+    """The 2D Segment request (lung_crop's) also runs a classical model: 0/1 probabilities."""
+    from viewer.core.demo.phantom import chest_phantom
+
+    hu, info = chest_phantom((40, 128, 128), (7.5, 2.8, 2.8), seed=0)
+    meta = {"modality": "CT", "photometric": "MONOCHROME2", "pixel_spacing_mm": (2.8, 2.8)}
+    probs = client.segment(hu[20], meta, "ct-lungs")
+    assert probs.shape == (3, 128, 128) and set(np.unique(probs)) == {0.0, 1.0}
+    np.testing.assert_array_equal(probs.sum(axis=0), 1.0)
+    truth = info["labels"][20]
+    right = probs[1] > 0.5
+    assert 2 * (right & (truth == 1)).sum() / (right.sum() + (truth == 1).sum()) > 0.85
+    with pytest.raises(Exception, match="works on CT images"):
+        client.segment(hu[20], {**meta, "modality": "OT"}, "ct-lungs")
