@@ -423,6 +423,8 @@ Version {out["version"]}. Label exports:
 Fine-tuning data are few slices of few patients: the result is a local adaptation, not a
 validated model; the base model's metrics below do not apply to it unchanged.
 """,
-            "Base model card": base_card.replace("\n# ", "\n### ").replace("\n## ", "\n### "),
+            "Base model card": ("\n" + base_card)
+            .replace("\n# ", "\n### ")
+            .replace("\n## ", "\n### "),
         },
     )

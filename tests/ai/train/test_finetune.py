@@ -27,22 +27,21 @@ SIZE = 32
 LABELS = {"0": "background", "1": "ground-glass opacity", "2": "consolidation"}
 
 
-@pytest.fixture(scope="module")
-def base_model(tmp_path_factory):
-    """A tiny untrained 3-class model folder with a valid model.json."""
+def _model_folder(folder, base=2, depth=1):
+    """A untrained 3-class U-Net in ``folder`` with a valid model.json and a card."""
     from ai.train.common import setup_tf
     from ai.train.models import unet
 
     setup_tf(0, 2)
-    folder = tmp_path_factory.mktemp("models") / "tiny-inf"
     folder.mkdir()
-    unet((SIZE, SIZE, 1), base=2, depth=1, n_classes=3, name="tiny").save(folder / "model.keras")
-    (folder / "MODEL_CARD.md").write_text("# Model card: tiny-inf\n\nbase card text\n")
+    net = unet((SIZE, SIZE, 1), base=base, depth=depth, n_classes=3, name="tiny")
+    net.save(folder / "model.keras")
+    (folder / "MODEL_CARD.md").write_text(f"# Model card: {folder.name}\n\nbase card text\n")
     card.write_spec(
         folder,
         {
             "format": 1,
-            "name": "tiny-inf",
+            "name": folder.name,
             "version": "1.0.0",
             "task": "segmentation",
             "modalities": ["CT"],
@@ -58,6 +57,12 @@ def base_model(tmp_path_factory):
         },
     )
     return folder
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory):
+    """A tiny untrained 3-class model folder."""
+    return _model_folder(tmp_path_factory.mktemp("models") / "tiny-inf")
 
 
 def _chest(n=10, rows=40, cols=48):
@@ -225,3 +230,16 @@ def test_cli(tmp_path, base_model, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and "no-such-model" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_finetuning_learns_the_corrected_labels(tmp_path):
+    """On a learnable synthetic task, the held-out Dice rises well above the base model's."""
+    model = _model_folder(tmp_path / "small-inf", base=8, depth=2)
+    _, masks = _export(tmp_path, labelled=range(0, 10))
+    out = finetune.finetune_segmentation(
+        str(model), masks, epochs=60, lr=3e-3, out_root=tmp_path / "user"
+    )
+    held = ModelSpec.load(out).metrics["fine_tuning_held_out"]
+    assert held["n_slices"] == 2
+    assert held["after"]["ground-glass opacity"] > 0.6
+    assert held["after"]["mean"] > (held["before"]["mean"] or 0) + 0.3
