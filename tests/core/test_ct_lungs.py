@@ -171,3 +171,14 @@ def test_cancel(phantom):
     hu, _ = phantom
     with pytest.raises(Cancelled):
         segment_lungs(hu[:4], SPACING, cancelled=lambda: True)
+
+
+def test_imports_no_tensorflow_or_gui():
+    """ai.ct_lungs runs in the viewer's process too: no TensorFlow, Qt or VTK."""
+    import subprocess
+    import sys
+
+    code = "import sys, ai.ct_lungs, viewer.core.quantify\nprint(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = {name.split(".")[0] for name in out.stdout.split()}
+    assert not loaded & {"tensorflow", "keras", "PySide6", "vtkmodules", "vtk", "pyqtgraph"}
