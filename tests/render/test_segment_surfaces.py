@@ -52,8 +52,29 @@ def test_sphere_surface_bounds_match_its_lps_bounds(kind):
     # smoothing keeps it round: points lie near the sphere
     from vtkmodules.util.numpy_support import vtk_to_numpy
 
-    radii = np.linalg.norm(vtk_to_numpy(surfaces[1].GetPoints().GetData()) - centre, axis=1)
+    points = vtk_to_numpy(surfaces[1].GetPoints().GetData())
+    radii = np.linalg.norm(points - centre, axis=1)
     assert abs(np.median(radii) - 12.0) < 0.5 * max(SPACING)
+    # normals point out of the segment (lighting), left-handed grids included
+    normals = vtk_to_numpy(surfaces[1].GetPointData().GetNormals())
+    assert (np.einsum("ij,ij->i", normals, points - centre) > 0).mean() > 0.98
+
+
+def test_faces_between_two_segments_point_out_of_each():
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    labelmap, centre = _sphere(GEOMETRIES["reversed"])
+    geometry = labelmap.geometry
+    kji = np.indices(SHAPE).reshape(3, -1).T
+    right = geometry.index_to_lps(kji) @ np.array([1.0, 0.0, 0.0]) > centre[0]
+    labelmap.labels[tuple(kji[right & (labelmap.labels.reshape(-1) == 1)].T)] = 2
+    surfaces = label_surfaces(labelmap.labels, geometry)
+    for value, side in ((1, -1.0), (2, 1.0)):  # two half balls, each closed by the cut
+        poly = surfaces[value]
+        points = vtk_to_numpy(poly.GetPoints().GetData())
+        normals = vtk_to_numpy(poly.GetPointData().GetNormals())
+        half_centre = centre + side * np.array([12.0 * 3 / 8, 0.0, 0.0])  # centroid
+        assert (np.einsum("ij,ij->i", normals, points - half_centre) > 0).mean() > 0.95
 
 
 def _view(labelmap: LabelMap, size=(200, 200)):

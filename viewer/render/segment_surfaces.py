@@ -80,10 +80,15 @@ def label_surfaces(
     if np.linalg.det(affine[:3, :3]) < 0:  # keep the winding outward on left-handed grids
         tris = tris[:, [0, 2, 1]]
     sides = vtk_to_numpy(out.GetCellData().GetArray("BoundaryLabels")).reshape(-1, 2)
-    present = set(np.unique(sides).tolist()) & set(wanted)
+    counts = np.bincount(sides.reshape(-1).astype(np.intp), minlength=256)
+    present = set(np.flatnonzero(counts).tolist()) & set(wanted)
     result = {}
     for value in sorted(present):
-        cells = tris[(sides[:, 0] == value) | (sides[:, 1] == value)]
+        # surface nets orients a face outward from its first label: turn the faces that
+        # have this segment second, so that the whole surface faces out of the segment
+        first = tris[sides[:, 0] == value]
+        second = tris[sides[:, 1] == value][:, [0, 2, 1]]
+        cells = np.concatenate([first, second])
         if len(cells):
             result[value] = _polydata(lps, cells)
     return result
@@ -91,10 +96,12 @@ def label_surfaces(
 
 def _polydata(lps: np.ndarray, tris: np.ndarray) -> vtkPolyData:
     """Triangles over the points they use (compacted), with smooth point normals."""
-    used, inverse = np.unique(tris.reshape(-1), return_inverse=True)
+    used = np.zeros(len(lps), dtype=bool)
+    used[tris.reshape(-1)] = True
+    new_id = np.cumsum(used, dtype=np.int64) - 1
     points = vtkPoints()
     points.SetData(numpy_to_vtk(np.ascontiguousarray(lps[used]), deep=1))
-    conn = inverse.astype(np.int64)
+    conn = new_id[tris.reshape(-1)]
     offsets = np.arange(0, len(conn) + 1, 3, dtype=np.int64)
     cells = vtkCellArray()
     cells.SetData(numpy_to_vtkIdTypeArray(offsets, deep=1), numpy_to_vtkIdTypeArray(conn, deep=1))
@@ -104,7 +111,7 @@ def _polydata(lps: np.ndarray, tris: np.ndarray) -> vtkPolyData:
     normals = vtkPolyDataNormals()
     normals.SetInputData(poly)
     normals.SplittingOff()
-    normals.ConsistencyOn()
+    normals.ConsistencyOff()  # already consistent: every face points out of the segment
     normals.ComputePointNormalsOn()
     normals.Update()
     result = vtkPolyData()
