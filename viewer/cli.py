@@ -103,7 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
         "volume) or .dcm (DICOM SEG, needs a DICOM input)",
     )
     where.add_argument(
-        "--out-dir", metavar="DIR", help="write DIR/<input stem>.png (2D) or .nii.gz (3D) per input"
+        "--out-dir",
+        metavar="DIR",
+        help="write DIR/<input stem>.png (2D) or .nii.gz (3D) per input; the stem of a DICOM "
+        "folder is the folder's name (<name>-<n> for its n-th series when it holds several; "
+        "<stem>-2... when two inputs share a stem)",
     )
     seg.set_defaults(func=cmd_segment)
     return parser
@@ -265,39 +269,40 @@ def cmd_screenshot(args) -> int:
 
 
 # -- inputs of the AI commands -----------------------------------------------------------
-def _series_inputs(path: str, processes: int = 1):
-    """Yield (source, volume, error, entry) for each image series of one PATH argument.
+def _series_entries(path: str):
+    """Yield (source, entry, error) for each image series of one PATH argument (headers only).
 
-    ``volume`` is the loaded Volume (``error`` None) or None (``error`` a one-line reason);
-    ``entry`` the series' SeriesEntry (None when there is none); ``source`` is the series'
-    first file, or PATH (absolute) when nothing could be read.
-    Files of a folder that hold no image (except DICOMDIR) are reported as errors too.
+    ``entry`` is the series' SeriesEntry (``error`` None; load it with :func:`_load_entry`),
+    or None with a one-line ``error``; ``source`` is the series' first file, or PATH
+    (absolute) when nothing could be read. Files of a folder that hold no image (except
+    DICOMDIR) are reported as errors too.
     """
     absolute = os.path.abspath(path)
     if not os.path.exists(path):
-        yield absolute, None, "no such file or folder", None
+        yield absolute, None, "no such file or folder"
         return
     try:
         index = build_index(path, workers=os.cpu_count() or 1)
     except (PathError, OSError, ValueError) as exc:
-        yield absolute, None, _one_line(exc), None
+        yield absolute, None, _one_line(exc)
         return
     for skipped in index.skipped:
         if os.path.basename(skipped.path).upper() != "DICOMDIR":
-            yield skipped.path, None, skipped.reason, None
+            yield skipped.path, None, skipped.reason
     if not index.series and not index.skipped:
-        yield absolute, None, "no image found", None
+        yield absolute, None, "no image found"
     for entry in index.series:
-        source = entry.files[0] if entry.files else absolute
-        try:
-            volume = load_series(entry, processes=processes)
-        except MemoryError:
-            yield source, None, "not enough memory to load this series", entry
-            continue
-        except Exception as exc:  # noqa: BLE001 - a bad file is reported, the rest goes on
-            yield source, None, _one_line(exc), entry
-            continue
-        yield source, volume, None, entry
+        yield (entry.files[0] if entry.files else absolute), entry, None
+
+
+def _load_entry(entry, processes: int = 1):
+    """(Volume, None), or (None, one-line reason) when the series cannot be decoded."""
+    try:
+        return load_series(entry, processes=processes), None
+    except MemoryError:
+        return None, "not enough memory to load this series"
+    except Exception as exc:  # noqa: BLE001 - a bad file is reported, the rest goes on
+        return None, _one_line(exc)
 
 
 def _make_out_dir(option: str, folder: str) -> None:
@@ -332,7 +337,8 @@ def _classify_inputs(path: str):
     """
     from ai.classify import image_from_volume
 
-    for source, volume, error, _ in _series_inputs(path):
+    for source, entry, error in _series_entries(path):
+        volume, error = _load_entry(entry) if entry is not None else (None, error)
         if volume is None:
             yield source, None, error
             continue
@@ -438,15 +444,24 @@ def _stem(path: str) -> str:
 
 @dataclass
 class _SegmentInput:
-    """One series to segment: where it came from, the name its output gets, and whether
-    its voxels have a known physical size (``physical``) and it is DICOM (``dicom``)."""
+    """One series to segment (not loaded yet): where it came from, the name its output
+    gets, its SeriesEntry (None with an ``error``), whether it is DICOM and whether its
+    voxels have a known physical size."""
 
     source: str
     stem: str
-    volume: object = None
+    entry: object = None
     error: str | None = None
     dicom: bool = False
     physical: bool = False
+
+    @property
+    def slices(self) -> int:
+        return int(self.entry.shape[0])
+
+    @property
+    def colour(self) -> bool:
+        return len(self.entry.shape) == 4
 
 
 def _has_physical_size(entry) -> bool:
@@ -471,12 +486,12 @@ def _segment_inputs(paths: list[str]) -> list[_SegmentInput]:
     """
     items = []
     for path in paths:
-        found = list(_series_inputs(path, processes=os.cpu_count() or 1))
+        found = list(_series_entries(path))
         n_series = sum(1 for f in found if f[1] is not None)
         n = 0
-        for source, volume, error, entry in found:
-            item = _SegmentInput(source, _stem(path), volume, error)
-            if volume is not None:
+        for source, entry, error in found:
+            item = _SegmentInput(source, _stem(path), entry, error)
+            if entry is not None:
                 n += 1
                 if n_series == 1:
                     item.source = os.path.abspath(path)
@@ -495,7 +510,7 @@ def _out_kind(path: str) -> str:
 
 def _check_segment_outputs(args, items) -> None:
     """One-line errors, before the model loads, for outputs that cannot be written."""
-    loaded = [item for item in items if item.volume is not None]
+    loaded = [item for item in items if item.entry is not None]
     if not args.out:
         return
     if len(args.paths) > 1:
@@ -506,17 +521,17 @@ def _check_segment_outputs(args, items) -> None:
         )
     kind = _out_kind(args.out)
     for item in loaded:
-        source, volume = item.source, item.volume
+        source = item.source
         if kind == ".dcm" and not item.dicom:
             raise UsageError(
                 f"--out {args.out}: a DICOM SEG needs a DICOM input; {source} is not DICOM"
             )
-        if kind == ".dcm" and volume.is_color:
+        if kind == ".dcm" and item.colour:
             raise UsageError(f"--out {args.out}: a DICOM SEG of a colour image is not supported")
-        if kind == ".png" and volume.geometry.shape[0] > 1:
+        if kind == ".png" and item.slices > 1:
             raise UsageError(
                 f"--out {args.out}: a .png label image holds one 2D image; "
-                f"{source} has {volume.geometry.shape[0]} slices "
+                f"{source} has {item.slices} slices "
                 "(use .nii.gz or .dcm)"
             )
 
@@ -554,20 +569,21 @@ def cmd_segment(args) -> int:
         _make_out_dir("--out-dir", args.out_dir)
     names = {k: v for k, v in spec.labels.items() if k}
     provenance = Provenance("AUTOMATIC", spec.name, spec.version)
+    items = _segment_inputs(args.paths)  # headers only: each series loads when its turn comes
+    _check_segment_outputs(args, items)
     with AIClient(registry) as client:
-        if not spec.is_classical:
-            client.start()  # the AI process imports TensorFlow while the inputs are read
-        items = _segment_inputs(args.paths)
-        _check_segment_outputs(args, items)
         try:
             info = client.load_model(spec)
         except (AIRequestError, AIProcessError) as exc:
             raise PathError(f"model {spec.name!r} cannot be used: {exc}") from None
         results, used = [], set()
         for item in items:
-            source, volume = item.source, item.volume
+            source = item.source
+            volume, error = (None, item.error)
+            if item.entry is not None:
+                volume, error = _load_entry(item.entry, processes=os.cpu_count() or 1)
             if volume is None:
-                results.append({"source": source, "error": item.error})
+                results.append({"source": source, "error": error})
                 continue
             try:
                 array, meta = volume_input(volume)

@@ -22,6 +22,9 @@ def inputs(tmp_path, helpers):
     png = tmp_path / "chest.png"
     picture = np.clip(helpers.chest_like(70, 110) / 16, 0, 255).astype(np.uint8)
     sitk.WriteImage(sitk.GetImageFromArray(picture), str(png))
+    jpeg = tmp_path / "jpeg" / "chest.jpg"  # the PNG's stem: its labels become chest-2.png
+    jpeg.parent.mkdir()
+    sitk.WriteImage(sitk.GetImageFromArray(picture), str(jpeg))
     dcm = tmp_path / "ct_small.dcm"
     shutil.copy(get_testdata_file("CT_small.dcm"), dcm)
     hu = np.full((5, 24, 40), -800, np.int16)
@@ -29,7 +32,14 @@ def inputs(tmp_path, helpers):
     write_series(hu, tmp_path / "series", spacing=(2.0, 0.5, 0.75))
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n this is not a picture")
-    return {"png": png, "dcm": dcm, "folder": tmp_path / "series", "bad": bad, "picture": picture}
+    return {
+        "png": png,
+        "jpeg": jpeg,
+        "dcm": dcm,
+        "folder": tmp_path / "series",
+        "bad": bad,
+        "picture": picture,
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -58,6 +68,7 @@ def test_json_contract_and_out_dir(inputs, tmp_path, capsys, monkeypatch):
     code, stdout, _ = _segment(
         capsys,
         inputs["png"],
+        inputs["jpeg"],
         inputs["dcm"],
         inputs["folder"],
         inputs["bad"],
@@ -71,7 +82,7 @@ def test_json_contract_and_out_dir(inputs, tmp_path, capsys, monkeypatch):
     assert set(doc) == {"model", "labels", "results"}
     assert doc["model"] == {"name": "tiny-lungs", "version": "0.0.1", "device": "CPU"}
     assert doc["labels"] == {"1": "lung"}
-    assert len(doc["results"]) == 5
+    assert len(doc["results"]) == 6
     by_source = {r["source"]: r for r in doc["results"]}
     for name in ("bad", None):
         source = str(inputs[name].absolute()) if name else str(tmp_path / "missing.png")
@@ -85,6 +96,10 @@ def test_json_contract_and_out_dir(inputs, tmp_path, capsys, monkeypatch):
     labels = sitk.GetArrayFromImage(sitk.ReadImage(png["output"]))
     assert labels.shape == inputs["picture"].shape and labels.dtype == np.uint8
     assert (labels[22:38, 52:73] == 1).all() and (labels[:15] == 0).all()  # the bright block
+    jpeg = by_source[str(inputs["jpeg"].absolute())]
+    assert jpeg["output"] == str(out_dir / "chest-2.png")  # two inputs with one stem
+    jpeg_labels = sitk.GetArrayFromImage(sitk.ReadImage(jpeg["output"]))
+    assert (jpeg_labels != labels).mean() < 0.01  # JPEG loses a little, labels barely move
 
     ct = by_source[str(inputs["dcm"].absolute())]
     assert ct["output"] == str(out_dir / "ct_small.png")
