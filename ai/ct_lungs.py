@@ -223,7 +223,6 @@ class _Grid:
         fsl = tuple(slice(a, b) for a, b in self.full_box(box))
         full = self.up(core, box) | (self.up(band, box) & (hu[fsl] < AIR_HU))
         full &= out[fsl] == 0
-        full = _largest_parts(full, 0.02)
         out[fsl][full] = label
 
 
