@@ -140,6 +140,9 @@ def test_brush_drag_paints_under_the_path_as_one_undo_step(qtbot, ct):
     assert window.redo_action.isEnabled() and not window.undo_action.isEnabled()
     qtbot.keyClick(axial, Qt.Key_Y, Qt.ControlModifier)
     np.testing.assert_array_equal(window.session.labelmap.labels, before)
+    qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier)
+    qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)  # redo, too
+    np.testing.assert_array_equal(window.session.labelmap.labels, before)
 
 
 def test_eraser_and_ctrl_drag_erase_only_under_the_path(qtbot, ct):
@@ -323,6 +326,7 @@ def test_run_ct_lungs_in_the_ai_process_then_merge_infection(qtbot, ct):
     index = panel.model_combo.findData("ct-lungs")
     if index < 0:
         pytest.skip("the classical ct-lungs model is not installed")
+    assert "ct-lungs 1.0.0" in [a.text() for a in window.model_menu.actions()]
     panel.model_combo.setCurrentIndex(index)
     qtbot.mouseClick(panel.run_button, Qt.LeftButton)
     assert seg.model_running and panel.cancel_button.isEnabled()  # the GUI did not wait
@@ -456,6 +460,23 @@ def test_keys_select_tools_segments_brush_size_and_hide_masks(qtbot, ct):
     )
     qtbot.keyClick(axial, Qt.Key_BracketLeft)
     assert seg.radius_mm == pytest.approx(r)
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QWheelEvent
+
+    pos = QPointF(axial.width() / 2, axial.height() / 2)
+    slice_before = axial.slice_view.slice_index()
+    wheel = QWheelEvent(
+        pos,
+        axial.mapToGlobal(pos),
+        QPoint(0, 0),
+        QPoint(0, 120),
+        Qt.NoButton,
+        Qt.ShiftModifier,
+        Qt.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(axial, wheel)  # Shift+wheel with a paint tool: brush size
+    assert seg.radius_mm > r and axial.slice_view.slice_index() == slice_before
     qtbot.keyClick(axial, Qt.Key_H)
     assert not seg.masks_visible and not window.segment_panel.show_masks.isChecked()
     assert all(not layer.visible for layer in seg.display.layers.values())

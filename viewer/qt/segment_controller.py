@@ -314,17 +314,6 @@ class SegmentController(QObject):
             self.views.render_all()
             self.schedule_refresh()
 
-    def stroke(self, view_kind: str, points_lps, *, erase: bool = False) -> None:
-        """Paint a stroke through LPS points in a view as one undo step, as a mouse drag
-        with the current tool would (scripting and tests)."""
-        vp = self.views.viewports[view_kind]
-        mods = Qt.ControlModifier if erase != (self.views.tool == "eraser") else Qt.NoModifier
-        points = [np.asarray(p, dtype=float) for p in points_lps]
-        self._pressed(vp, points[0], mods)
-        for p in points[1:]:
-            self._moved(vp, p)
-        self._released(vp)
-
     # -- one-shot operations (each one undo step) -----------------------------------------
     def fill_at(self, lps, axis: int | None) -> None:
         """Flood fill from an LPS point: voxels connected to it whose value lies in the HU

@@ -226,9 +226,19 @@ class SegmentPanel(QWidget):
             ("Grow", lambda: c.operate("margin", margin_mm=self.margin.value())),
             ("Shrink", lambda: c.operate("margin", margin_mm=-self.margin.value())),
         ]
+        tips = {
+            "Remove islands <": "Clear the pieces of the active segment smaller than this volume",
+            "Keep largest": "Keep only the largest connected piece of the active segment",
+            "Fill holes": "Fill the holes of the active segment, slice by slice in the active view",
+            "Fill between slices": "Interpolate the active segment between the slices drawn "
+            "in the active view (draw every few slices, then fill)",
+            "Grow": "Grow the active segment by the margin (mm)",
+            "Shrink": "Shrink the active segment by the margin (mm)",
+        }
         self.op_buttons = {}
         for text, slot in buttons:
             button = QPushButton(text)
+            button.setToolTip(tips[text])
             button.clicked.connect(slot)
             self.op_buttons[text] = button
         ops.addWidget(self.op_buttons["Remove islands <"], 0, 0)
