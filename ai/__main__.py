@@ -5,10 +5,14 @@
     python -m ai train infection --data ../shared/data
     python -m ai evaluate --model cxr-lungs --data ../shared/data
     python -m ai evaluate --model cxr-covid --data ../shared/data
+    python -m ai evaluate --model ct-infection --data ../shared/data --cv-dir DIR
     python -m ai finetune segmentation --model ct-infection --masks DIR
 
 Training writes the model folder (model.keras, history.json) and then evaluates it, which
-writes model.json (sha256, metrics with 95% CIs), MODEL_CARD.md and the plots.
+writes model.json (sha256, metrics with 95% CIs), MODEL_CARD.md and the plots. ct-infection
+is measured by grouped cross-validation during training (cv.json in --cv-dir); its
+`evaluate` rewrites model.json, the card and the plots from that cv.json.
+Fine-tuning writes a new model version into the user models folder (ai.registry).
 """
 
 from __future__ import annotations
@@ -82,10 +86,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     ft.add_argument("--seed", type=int, default=0)
     ev = sub.add_parser("evaluate", help="re-measure a shipped model; rewrite its metrics/card")
-    ev.add_argument("--model", required=True, choices=["cxr-lungs", "cxr-covid"])
+    ev.add_argument("--model", required=True, choices=["cxr-lungs", "cxr-covid", "ct-infection"])
     ev.add_argument("--data", required=True)
     ev.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     ev.add_argument("--n-boot", type=int, default=2000)
+    ev.add_argument(
+        "--cv-dir",
+        type=Path,
+        default=Path("build/ct-infection-cv"),
+        help="ct-infection: folder holding the cross-validation's cv.json",
+    )
     return p
 
 
@@ -98,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "evaluate":
         folder = args.models_dir / args.model
-        if args.model == "cxr-lungs":
+        if args.model == "ct-infection":
+            from ai.train import infection
+
+            infection.write_folder(folder, args.data, args.cv_dir, n_boot=args.n_boot)
+        elif args.model == "cxr-lungs":
             lungs.evaluate(folder, args.data, n_boot=args.n_boot)
         else:
             classifier.evaluate(

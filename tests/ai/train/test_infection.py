@@ -212,3 +212,13 @@ def test_train_writes_a_valid_model_folder(data_dir, tmp_path):
         )
     with pytest.raises(ValueError, match="only 1 patient groups: cannot make 2 folds"):
         inf.cross_validate(data_dir, tmp_path / "cv2", log=lambda *a: None, size=32, folds=2)
+    # `python -m ai evaluate --model ct-infection` rewrites model.json and the card from cv.json
+    from ai.__main__ import main
+
+    (out / "model.json").unlink()
+    args = ["evaluate", "--model", "ct-infection", "--data", str(data_dir)]
+    args += ["--models-dir", str(tmp_path), "--cv-dir", str(tmp_path / "cv"), "--n-boot", "50"]
+    assert main(args) == 0
+    again = ModelSpec.load(out)
+    assert again.weights_sha256 == spec.weights_sha256
+    assert again.metrics["cross_validation"]["ggo_dice"][0] == cv["ggo_dice"][0]
