@@ -14,7 +14,9 @@ and pixels land where their LPS position says. The camera is a parallel projecti
 screen axes are the view plane's (radiological convention, see
 :mod:`viewer.render.view_plane`). The view never renders by itself: callers change it, then
 call ``render()`` (or the Qt widget repaints). Overlays are refreshed just before each render
-from the camera state, so zooming or panning the camera from elsewhere keeps them right.
+from the camera state, so zooming or panning the camera from elsewhere keeps them right. Layers that
+show models which change on their own (label maps being edited) ask for a render through
+``request_render()``, which calls the GUI's ``render_request`` (a coalesced repaint).
 """
 
 from __future__ import annotations
