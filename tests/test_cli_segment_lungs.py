@@ -211,3 +211,33 @@ def test_no_tensorflow_in_either_process(phantom, tmp_path):
     assert "was imported" not in run.stderr
     (result,) = json.loads(run.stdout)["results"]
     assert result["output"] is None and result["volumes_ml"]["left lung"] > 0
+
+
+def test_a_folder_of_several_series(phantom, tmp_path, capsys):
+    """Each series of a folder: source = its first file, output <folder>-<n>, n in the order
+    `radview info` lists the series."""
+    from viewer.core.study_index import build_index
+
+    order = [e.files[0] for e in build_index(phantom["root"]).series]
+    code, stdout, err = _run(
+        [
+            "segment",
+            str(phantom["root"]),
+            "--model",
+            "ct-lungs",
+            "--json",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        capsys,
+    )
+    assert code == 1  # ct-lungs refuses the PNG picture in the folder
+    results = {r["source"]: r for r in json.loads(stdout)["results"]}
+    assert len(order) == len(results) == 3
+    name = phantom["root"].name
+    for n, first in enumerate(order, 1):
+        if first == str(phantom["png"]):
+            assert "works on CT" in results[first]["error"]
+            continue
+        suffix = ".png" if first == str(phantom["slice"]) else ".nii.gz"
+        assert results[first]["output"] == str(tmp_path / f"{name}-{n}{suffix}")
