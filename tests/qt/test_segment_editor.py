@@ -281,6 +281,17 @@ def test_import_nifti_then_export_seg_from_the_menu_logic(qtbot, ct, tmp_path):
     np.testing.assert_array_equal(lm.labels, info["labels"])
 
 
+def test_export_file_endings():
+    from viewer.qt.segment_io import with_suffix
+
+    assert with_suffix("nifti", "/x/a.nii") == "/x/a.nii"
+    assert with_suffix("nifti", "/x/a") == "/x/a.nii.gz"
+    assert with_suffix("seg", "/x/a") == "/x/a.seg.dcm"
+    assert with_suffix("seg", "/x/a.DCM") == "/x/a.DCM"
+    assert with_suffix("quant", "/x/q", "JSON (*.json)") == "/x/q.json"
+    assert with_suffix("quant", "/x/q", "CSV table (*.csv)") == "/x/q.csv"
+
+
 def test_exports_never_default_into_the_source_folder(qtbot, ct, tmp_path, monkeypatch):
     from PySide6.QtWidgets import QFileDialog
 

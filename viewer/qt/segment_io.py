@@ -44,6 +44,25 @@ EXPORTS = {
 IMPORT_FILTER = "Segmentations (*.dcm *.nii *.nii.gz *.nrrd *.mha *.mhd *.png);;All files (*)"
 
 
+#: kind -> file endings the writer accepts
+ENDINGS = {
+    "seg": (".dcm",),
+    "nifti": (".nii", ".nii.gz"),
+    "png": (".png",),
+    "quant": (".csv", ".json"),
+}
+
+
+def with_suffix(kind: str, path: str, chosen_filter: str = "") -> str:
+    """``path`` with the export's file ending added when it has none of the accepted ones
+    (quantification: .json when the JSON filter was chosen, else .csv)."""
+    if path.lower().endswith(ENDINGS[kind]):
+        return path
+    if kind == "quant":
+        return path + (".json" if "json" in chosen_filter.lower() else ".csv")
+    return path + EXPORTS[kind][2]
+
+
 def snapshot(labelmap: LabelMap) -> LabelMap:
     """A copy of ``labelmap`` (labels, segments, provenance) for a worker thread."""
     p = labelmap.provenance
@@ -204,7 +223,7 @@ class SegmentIO:
 
     def choose_export(self, kind: str) -> None:
         """Ask for a file and export ``kind`` (seg, nifti, png, quant) on a worker thread."""
-        title, filters, suffix = EXPORTS[kind]
+        title, filters, _suffix = EXPORTS[kind]
         try:
             self._content()
         except ValueError as exc:
@@ -214,10 +233,7 @@ class SegmentIO:
         path, chosen = QFileDialog.getSaveFileName(self.window, title, start, filters)
         if not path:
             return
-        if kind == "quant" and not path.lower().endswith((".csv", ".json")):
-            path += ".json" if "json" in chosen.lower() else ".csv"
-        elif kind != "quant" and not path.lower().endswith(suffix.split(".")[-1]):
-            path += suffix
+        path = with_suffix(kind, path, chosen)
         self.run_export(kind, path)
 
     def run_export(self, kind: str, path: str) -> None:
