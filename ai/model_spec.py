@@ -220,8 +220,8 @@ def _parse(data: Any, folder: Path) -> ModelSpec:
             labels = {int(k): v for k, v in raw.items()}
         except ValueError:
             raise ModelSpecError("labels keys must be channel numbers ('0', '1', ...)") from None
-        if sorted(labels) != list(range(len(labels))) or len(labels) < 2:
-            raise ModelSpecError("labels must number the channels 0..n-1 (n >= 2)")
+        if sorted(labels) != list(range(len(labels))) or not 2 <= len(labels) <= 256:
+            raise ModelSpecError("labels must number the channels 0..n-1 (2 <= n <= 256)")
         if not all(isinstance(v, str) and v for v in labels.values()):
             raise ModelSpecError("labels values must be non-empty names")
 

@@ -241,3 +241,27 @@ def test_a_folder_of_several_series(phantom, tmp_path, capsys):
             continue
         suffix = ".png" if first == str(phantom["slice"]) else ".nii.gz"
         assert results[first]["output"] == str(tmp_path / f"{name}-{n}{suffix}")
+
+
+def test_cancel_ct_lungs_then_the_process_is_still_usable(phantom):
+    """Cancel between the classical method's steps; the same AI process answers next."""
+    from ai.classify import Cancelled
+    from ai.process.client import AIClient
+
+    hu = phantom["hu"]
+    meta = {"modality": "CT", "photometric": "MONOCHROME2", "spacing_mm": SPACING}
+    with AIClient(request_timeout=120) as client:
+        seen = []
+        with pytest.raises(Cancelled):
+            client.segment_volume(
+                hu,
+                meta,
+                "ct-lungs",
+                progress=lambda f, m: seen.append(f),
+                cancelled=lambda: bool(seen),
+            )
+        assert seen and max(seen) < 1.0  # stopped before the end
+        pid = client.pid
+        labels = client.segment_volume(hu[18:22], meta, "ct-lungs")
+        assert client.pid == pid and set(np.unique(labels)) == {0, 1, 2}
+    assert "tensorflow" not in sys.modules
