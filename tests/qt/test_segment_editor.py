@@ -613,3 +613,28 @@ def test_segment_table_edits_the_segments(qtbot, ct):
     assert rgba[1, 3] == 0 and tuple(rgba[2, :3]) == (10, 20, 30)
     seg.remove_segment(2)
     assert panel.table.rowCount() == 1 and seg.active_label == 1
+
+
+def test_import_dialog_reads_off_the_gui_thread_and_reports_errors(
+    qtbot, ct, tmp_path, monkeypatch
+):
+    from PySide6.QtWidgets import QFileDialog
+
+    from viewer.core.export.label_files import write_label_nifti
+
+    window, _, info = ct
+    path = write_label_nifti(
+        _phantom_labelmap(window, info), tmp_path / "l.nii.gz", volume=window.session.volume
+    )
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a: (str(path), "")))
+    window.segments.io.choose_import()
+    qtbot.waitUntil(lambda: window.session.labelmap is not None, timeout=10000)
+    np.testing.assert_array_equal(window.session.labelmap.labels, info["labels"])
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(b"not a nifti")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a: (str(bad), "")))
+    window.segments.io.choose_import()
+    qtbot.waitUntil(lambda: bool(window.last_error), timeout=10000)
+    assert window.last_error.startswith("Import failed: bad.nii.gz")
+    assert "\n" not in window.last_error and "Traceback" not in window.last_error
+    np.testing.assert_array_equal(window.session.labelmap.labels, info["labels"])

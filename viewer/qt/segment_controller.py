@@ -118,6 +118,8 @@ class SegmentController(QObject):
         self._stroke_vp = None
         self._task = None
         self._quant_generation = 0
+        self._quant_task = None
+        self._quant_pending = False
         self.display = SegmentViews(self)
         self.io = SegmentIO(self)
         self._quant_timer = QTimer(self)
@@ -510,8 +512,13 @@ class SegmentController(QObject):
         self.display.schedule_surfaces()
 
     def _quantify(self) -> None:
+        """Quantify a snapshot of the labels on a worker; one run at a time (a change during
+        a run starts one more when it ends), results of outdated runs are dropped."""
         from viewer.core.quantify import quantify
 
+        if self._quant_task is not None:
+            self._quant_pending = True
+            return
         self._quant_generation += 1
         generation = self._quant_generation
         lm = self.labelmap
@@ -522,15 +529,23 @@ class SegmentController(QObject):
         snapshot = self.io.snapshot(lm)  # the worker never reads labels being painted
 
         def done(q) -> None:
-            if generation == self._quant_generation:
+            if generation == self._quant_generation and lm is self.labelmap:
                 self.quantification = q
                 self.quantification_changed.emit(q)
 
-        self.window.tasks.run(
+        def ended() -> None:
+            self._quant_task = None
+            if self._quant_pending:
+                self._quant_pending = False
+                self._quant_timer.start()
+
+        self._quant_pending = False
+        self._quant_task = self.window.tasks.run(
             lambda _p, _c: quantify(snapshot),
             on_finished=done,
             on_failed=lambda msg: self.message.emit(f"Quantification: {msg}"),
         )
+        self._quant_task.done.connect(ended)
 
     def shutdown(self) -> None:
         self.cancel_model()

@@ -153,9 +153,10 @@ class SegmentIO:
             return volume.geometry.shape[0] // 2
         return view.slice_index()
 
-    def read(self, path) -> LabelMap:
-        """A label map read from ``path`` on the open volume's grid (not applied)."""
-        volume = self.session.volume
+    def read(self, path, volume=None, k: int | None = None) -> LabelMap:
+        """A label map read from ``path`` on ``volume``'s grid (default: the open one; not
+        applied). A PNG label image goes to slice ``k`` (default: the one shown)."""
+        volume = volume if volume is not None else self.session.volume
         if volume is None:
             raise ValueError("open the image the segmentation belongs to first")
         path = os.fspath(path)
@@ -163,7 +164,7 @@ class SegmentIO:
         if lower.endswith(".png"):
             from viewer.core.export.label_files import read_label_png
 
-            return read_label_png(path, volume, self.shown_slice())
+            return read_label_png(path, volume, self.shown_slice() if k is None else k)
         if lower.endswith((".nii", ".nii.gz", ".nrrd", ".mha", ".mhd")) or not _is_dicom(path):
             from viewer.core.export.label_files import read_label_volume
 
@@ -269,10 +270,26 @@ class SegmentIO:
         )
         if not path:
             return
-        try:
-            summary = self.import_file(path)
-        except (ValueError, OSError) as exc:
-            self.window.show_error(f"Import failed: {exc}")
+        volume = self.session.volume
+        if volume is None:
+            self.window.show_error("Open the image the segmentation belongs to first")
             return
-        self.window.settings.setValue(IMPORT_DIR_KEY, os.path.dirname(path))
-        self.controller.message.emit(summary)
+        k = self.shown_slice()
+        self.controller.message.emit(f"Reading {os.path.basename(path)}\u2026")
+
+        def done(imported: LabelMap) -> None:
+            if self.session.volume is not volume:
+                return  # another image was opened meanwhile
+            try:
+                summary = self.apply_import(imported, os.path.basename(path))
+            except ValueError as exc:
+                self.window.show_error(f"Import failed: {exc}")
+                return
+            self.window.settings.setValue(IMPORT_DIR_KEY, os.path.dirname(path))
+            self.controller.message.emit(summary)
+
+        self.window.tasks.run(  # reading a SEG or a NIfTI may take seconds: off the GUI
+            lambda _p, _c: self.read(path, volume, k),
+            on_finished=done,
+            on_failed=lambda msg: self.window.show_error(f"Import failed: {msg}"),
+        )

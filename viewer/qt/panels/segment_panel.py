@@ -201,8 +201,12 @@ class SegmentPanel(QWidget):
         row.addWidget(self.hu_max)
         row.addWidget(self.hu_preset, 1)
         v.addLayout(row)
-        hint = QLabel("Threshold brush and fill act on voxels in this range.")
+        hint = QLabel(
+            "Threshold brush and flood fill paint voxels in this range; fill is 2D in the "
+            'clicked slice, 3D with "3D sphere".'
+        )
         hint.setStyleSheet("color: gray;")
+        hint.setWordWrap(True)
         v.addWidget(hint)
 
         ops = QGridLayout()
