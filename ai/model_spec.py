@@ -315,7 +315,8 @@ def _weights(data: Mapping) -> tuple[str, str]:
 
 
 def _postprocessing(data: Mapping, task: str) -> tuple[dict, ...]:
-    """``postprocessing`` steps: ``{"op": "within_lungs", "model": NAME, "dilate_mm": x}``."""
+    """``postprocessing`` steps: ``{"op": "within_lungs", "model": NAME, "dilate_mm": x,
+    "touching": bool}``."""
     steps = _get(data, "postprocessing", list, False, [])
     if steps and task != "segmentation":
         raise ModelSpecError("postprocessing is for segmentation models")
@@ -324,7 +325,7 @@ def _postprocessing(data: Mapping, task: str) -> tuple[dict, ...]:
         if not isinstance(step, Mapping) or step.get("op") not in POSTPROCESSING_OPS:
             known = ", ".join(POSTPROCESSING_OPS)
             raise ModelSpecError(f"postprocessing step {step!r} must have an op in {known}"[:200])
-        extra = set(step) - {"op", "model", "dilate_mm"}
+        extra = set(step) - {"op", "model", "dilate_mm", "touching"}
         if extra:
             raise ModelSpecError(f"within_lungs: unknown parameter(s) {', '.join(sorted(extra))}")
         model = _get(step, "model", str)
@@ -333,5 +334,8 @@ def _postprocessing(data: Mapping, task: str) -> tuple[dict, ...]:
         dilate = _get(step, "dilate_mm", (int, float), False, 0.0)
         if not 0 <= dilate <= 50:
             raise ModelSpecError(f"within_lungs: dilate_mm must be 0 to 50, got {dilate}")
-        out.append({"op": "within_lungs", "model": model, "dilate_mm": float(dilate)})
+        touching = _get(step, "touching", bool, False, False)
+        out.append(
+            {"op": "within_lungs", "model": model, "dilate_mm": float(dilate), "touching": touching}
+        )
     return tuple(out)

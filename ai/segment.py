@@ -202,25 +202,40 @@ def restrict_to_mask(
     mask: np.ndarray,
     dilate_mm: float = 0.0,
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    touching: bool = False,
 ) -> np.ndarray:
     """Set ``labels`` (k, j, i, in place) to 0 outside ``mask`` (bool, same shape).
 
     ``dilate_mm`` > 0 first grows the mask by that Euclidean distance in millimetres
-    (``spacing``: voxel size (k, j, i) in mm; SimpleITK's Maurer distance map). Returns labels.
+    (``spacing``: voxel size (k, j, i) in mm; SimpleITK's Maurer distance map), so findings
+    a threshold lung mask leaves out (consolidation against the chest wall) are kept within
+    that margin. With ``touching``, what is left is then kept only where its connected piece
+    (26-connectivity, any non-zero label) reaches into ``mask`` itself: islands in the
+    margin that do not touch the lung are removed. Returns ``labels``.
     """
     if labels.shape != mask.shape:
         raise ValueError(f"mask shape {mask.shape} does not match labels {labels.shape}")
-    keep = np.asarray(mask, dtype=bool)
-    if dilate_mm > 0 and keep.any():
+    inside = np.asarray(mask, dtype=bool)
+    keep = inside
+    if dilate_mm > 0 and inside.any():
         import SimpleITK as sitk
 
-        image = sitk.GetImageFromArray(keep.astype(np.uint8))
+        image = sitk.GetImageFromArray(inside.view(np.uint8))
         image.SetSpacing([float(s) for s in reversed(spacing)])
         distance = sitk.SignedMaurerDistanceMap(
             image, insideIsPositive=False, squaredDistance=False, useImageSpacing=True
         )
         keep = sitk.GetArrayViewFromImage(distance) <= dilate_mm
     labels[~keep] = 0
+    if touching and labels.any():
+        import SimpleITK as sitk
+
+        found = sitk.GetImageFromArray((labels > 0).view(np.uint8))
+        pieces = sitk.GetArrayFromImage(sitk.ConnectedComponent(found, True))  # 26-connected
+        reached = np.zeros(int(pieces.max()) + 1, dtype=bool)
+        reached[np.unique(pieces[inside])] = True
+        reached[0] = False
+        labels[~reached[pieces]] = 0
     return labels
 
 
@@ -285,7 +300,7 @@ def segment_volume(
             raise ValueError(f"restricting to the lungs ({helper}): {exc}") from None
         step = next(s for s in spec.postprocessing if s["op"] == "within_lungs")
         spacing = tuple(meta.get("spacing_mm", (1.0, 1.0, 1.0)))
-        restrict_to_mask(out, lungs != 0, step["dilate_mm"], spacing)
+        restrict_to_mask(out, lungs != 0, step["dilate_mm"], spacing, step["touching"])
     report(1.0, "done")
     return {"restricted_to": helper}
 

@@ -216,6 +216,22 @@ def test_restrict_to_mask_in_millimetres():
         restrict_to_mask(labels, mask[:, :, :5])
 
 
+def test_restrict_to_mask_touching_keeps_what_reaches_the_lung():
+    """A finding that reaches into the lung stays (within the margin); an island in the
+    margin that does not touch the lung goes; beyond the margin everything goes."""
+    lung = np.zeros((3, 9, 30), bool)
+    lung[:, 2:7, 2:12] = True
+    labels = np.zeros(lung.shape, np.uint8)
+    labels[1, 3:6, 9:16] = 2  # consolidation from inside the lung out to the chest wall
+    labels[1, 3:6, 18:20] = 1  # an island 6 columns (mm) out: in the 8 mm margin
+    labels[1, 3:6, 24:27] = 1  # far out: beyond the margin
+    margin = restrict_to_mask(labels.copy(), lung, dilate_mm=8.0)
+    assert margin[1, 3:6, 18:20].all() and not margin[:, :, 21:].any()
+    kept = restrict_to_mask(labels.copy(), lung, dilate_mm=8.0, touching=True)
+    assert (kept[1, 3:6, 9:16] == 2).all()  # whole, also the part outside the lung
+    assert not kept[:, :, 17:].any()
+
+
 def test_postprocessing_and_batch_size_are_checked(ct_models):
     import json
 
