@@ -115,6 +115,7 @@ class SegmentController(QObject):
         self.quantification = None
         self.model_specs: list = []
         self._brush: editing.Brush | None = None
+        self._connected: LabelMap | None = None  # the map whose signals we listen to
         self._stroke_vp = None
         self._task = None
         self._quant_generation = 0
@@ -150,7 +151,11 @@ class SegmentController(QObject):
         return self.session.labelmap
 
     def _on_labelmap(self, labelmap: LabelMap | None) -> None:
-        self._brush = None
+        self._brush = None  # a stroke on the old map ends with it
+        old, self._connected = self._connected, labelmap
+        if old is not None:
+            old.segments_changed.disconnect(self._segments)
+            old.changed.disconnect(self._labels_changed)
         if self.stack is not None:
             self.stack.changed.disconnect(self._history)
         self.stack = None
@@ -208,6 +213,7 @@ class SegmentController(QObject):
         if self.labelmap is not None and label in self.labelmap.segments:
             if label != self.active_label:
                 self.active_label = label
+                self.display.brush_changed()  # the cursor takes the segment's colour
                 self.active_changed.emit(label)
 
     def next_segment(self, step: int = 1) -> None:
