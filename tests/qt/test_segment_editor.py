@@ -638,3 +638,25 @@ def test_import_dialog_reads_off_the_gui_thread_and_reports_errors(
     assert window.last_error.startswith("Import failed: bad.nii.gz")
     assert "\n" not in window.last_error and "Traceback" not in window.last_error
     np.testing.assert_array_equal(window.session.labelmap.labels, info["labels"])
+
+
+def test_brush_cursor_follows_the_mouse_in_each_plane(qtbot, ct):
+    window, _, _ = ct
+    seg = window.segments
+    seg.add_segment("a")
+    window.set_tool("brush")
+    seg.set_radius(10.0)
+    shown = {}
+    for name in ("axial", "coronal", "sagittal"):
+        vp = window.views.viewports[name]
+        q = _centre_q(vp, window, (15, -10))
+        qtbot.mouseMove(vp, q)
+        cursor = seg.display.cursors[vp]
+        np.testing.assert_allclose(cursor.position, _lps(vp, q), atol=1e-6)
+        assert cursor.actor.GetVisibility()
+        assert cursor.radius_px() == pytest.approx(10.0 / vp.slice_view.mm_per_pixel())
+        shown[name] = cursor
+    # only the view under the mouse shows it; a non-paint tool hides it
+    assert [n for n, c in shown.items() if c.position is not None] == ["sagittal"]
+    window.set_tool("window")
+    assert all(c.position is None for c in shown.values())
