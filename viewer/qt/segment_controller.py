@@ -29,11 +29,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
-from viewer.core import editing
 from viewer.core.history import UndoStack, diff_edit
 from viewer.core.labelmap import (
     LEFT_LUNG,
@@ -46,6 +46,9 @@ from viewer.core.labelmap import (
 from viewer.qt.segment_io import SegmentIO
 from viewer.qt.segment_views import SegmentViews
 from viewer.qt.tools import BRUSH_STEP
+
+if TYPE_CHECKING:
+    from viewer.core.editing import Brush
 
 MERGE_RULE = (
     "A model's labels are added to the open segmentation: they overwrite only background "
@@ -114,7 +117,7 @@ class SegmentController(QObject):
         self.masks_visible = True
         self.quantification = None
         self.model_specs: list = []
-        self._brush: editing.Brush | None = None
+        self._brush: Brush | None = None
         self._connected: LabelMap | None = None  # the map whose signals we listen to
         self._stroke_vp = None
         self._task = None
@@ -280,6 +283,8 @@ class SegmentController(QObject):
         return self.session.volume.geometry.lps_to_index(np.asarray(lps, dtype=float))
 
     def _pressed(self, vp, lps, modifiers) -> None:
+        from viewer.core import editing  # SimpleITK: loaded on the first edit, not at start-up
+
         view, volume = vp.slice_view, self.session.volume
         if view is None or volume is None or self._brush is not None:
             return
@@ -326,6 +331,8 @@ class SegmentController(QObject):
     def fill_at(self, lps, axis: int | None) -> None:
         """Flood fill from an LPS point: voxels connected to it whose value lies in the HU
         range, in the slice normal to ``axis`` (a disc brush) or in 3D (sphere brush)."""
+        from viewer.core import editing
+
         volume = self.session.volume
         if volume.is_color:
             raise ValueError("flood fill needs a grey-scale image")
@@ -351,6 +358,8 @@ class SegmentController(QObject):
         (min_size_mm3), ``largest``, ``holes``, ``interpolate`` (along the active view's
         slice axis), ``margin`` (margin_mm, > 0 grows, < 0 shrinks), ``clear``. Returns
         whether voxels changed; a locked or missing segment gives a status message."""
+        from viewer.core import editing
+
         try:
             label = self._active_for_edit()
             lm, stack = self.labelmap, self.stack
