@@ -372,6 +372,9 @@ def test_run_ct_lungs_in_the_ai_process_then_merge_infection(qtbot, ct):
     assert lm.provenance.algorithm_type == "AUTOMATIC"
     seg.undo()
     np.testing.assert_array_equal(lm.labels, lungs)
+    import sys
+
+    assert "tensorflow" not in sys.modules  # the model ran in the AI process
 
 
 class _SlowClient:
