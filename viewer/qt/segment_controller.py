@@ -41,7 +41,7 @@ from viewer.core.labelmap import (
     RIGHT_LUNG,
     LabelMap,
     Provenance,
-    full_bbox,
+    bbox_slices,
 )
 from viewer.qt.segment_io import SegmentIO
 from viewer.qt.segment_views import SegmentViews
@@ -65,10 +65,12 @@ def is_lung(segment) -> bool:
     return segment.type.value in LUNG_CODES or "lung" in segment.name.lower()
 
 
-def merged_labels(labelmap: LabelMap, result: np.ndarray, names: dict[int, str]) -> np.ndarray:
-    """The label array after adding a model's ``result`` (its values named by ``names``)
-    following :data:`MERGE_RULE`. Segments missing from the map are added (by name, so the
-    known ones get their SNOMED codes); the map's voxels are not written here."""
+def merged_labels(labelmap: LabelMap, result: np.ndarray, names: dict[int, str]):
+    """(bbox, values): the labels of ``bbox`` after adding a model's ``result`` (its values
+    named by ``names``) following :data:`MERGE_RULE`; ``bbox`` is the box of the result's
+    labelled voxels, None when it labelled nothing. Segments missing from the map are added
+    (by name, so the known ones get their SNOMED codes); the map's voxels are not written
+    here."""
     result = np.asarray(result)
     if result.shape != labelmap.shape:
         raise ValueError(f"model labels {result.shape} do not match the image {labelmap.shape}")
@@ -78,14 +80,22 @@ def merged_labels(labelmap: LabelMap, result: np.ndarray, names: dict[int, str])
             continue
         label = labelmap.label_of(name)
         lut[int(value)] = label if label is not None else labelmap.add_segment(name)
-    incoming = lut[result.astype(np.uint8, copy=False)]
+    box = []
+    found = result != 0
+    for axis in range(3):  # work in the box of the result only (findings are small)
+        hit = np.flatnonzero(found.any(axis=tuple(a for a in range(3) if a != axis)))
+        if hit.size == 0:
+            return None, None
+        box.append((int(hit[0]), int(hit[-1]) + 1))
+    region = bbox_slices(tuple(box))
+    incoming = lut[result[region].astype(np.uint8, copy=False)]
     writable = np.zeros(256, dtype=bool)
     writable[0] = True
     for value, segment in labelmap.segments.items():
         writable[value] = is_lung(segment) and not segment.locked
-    current = labelmap.labels
+    current = labelmap.labels[region]
     take = (incoming != 0) & writable[current]
-    return np.where(take, incoming, current)
+    return tuple(box), np.where(take, incoming, current)
 
 
 class SegmentController(QObject):
@@ -488,8 +498,8 @@ class SegmentController(QObject):
         lm = self.ensure_labelmap()
         before = replace(lm.provenance)  # the write below turns AUTOMATIC into SEMIAUTOMATIC
         was_empty = not lm.labels.any()
-        target = merged_labels(lm, labels, names)
-        edit = diff_edit(lm.labels, full_bbox(lm.shape), target)
+        box, values = merged_labels(lm, labels, names)
+        edit = diff_edit(lm.labels, box, values) if box is not None else None
         if edit is not None:
             self.stack.apply(edit, f"Run {model}")
         if was_empty or before.algorithm_type == "MANUAL" and not before.model_name:
