@@ -663,3 +663,29 @@ def test_brush_cursor_follows_the_mouse_in_each_plane(qtbot, ct):
     assert [n for n, c in shown.items() if c.position is not None] == ["sagittal"]
     window.set_tool("window")
     assert all(c.position is None for c in shown.values())
+
+
+def test_merge_rule_overwrites_only_background_and_unlocked_lungs():
+    from viewer.core.geometry import VolumeGeometry
+    from viewer.qt.segment_controller import merged_labels
+
+    labels = np.zeros((2, 4, 6), dtype=np.uint8)
+    labels[:, :, 0:2] = 1  # right lung
+    labels[:, :, 2:4] = 2  # left lung, locked below
+    labels[:, 0, 4] = 3  # another segment
+    lm = LabelMap.from_names(
+        VolumeGeometry(labels.shape), labels, {1: "right lung", 2: "left lung", 3: "nodule"}
+    )
+    lm.update_segment(2, locked=True)
+    result = np.ones_like(labels)
+    result[1, 3, 5] = 0  # the model's background erases nothing
+    box, values = merged_labels(lm, result, {0: "background", 1: "ground-glass opacity"})
+    ggo = lm.label_of("ground-glass opacity")
+    assert ggo == 4 and lm.segments[ggo].type.meaning == "Ground glass opacity"
+    assert box == ((0, 2), (0, 4), (0, 6))
+    expected = labels.copy()
+    expected[:, :, 0:2] = ggo  # lung voxels
+    expected[:, :, 4:] = np.where(labels[:, :, 4:] == 0, ggo, labels[:, :, 4:])  # background
+    expected[1, 3, 5] = 0
+    np.testing.assert_array_equal(values, expected)
+    assert merged_labels(lm, np.zeros_like(labels), {1: "consolidation"}) == (None, None)
