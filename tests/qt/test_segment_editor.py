@@ -689,3 +689,34 @@ def test_merge_rule_overwrites_only_background_and_unlocked_lungs():
     expected[1, 3, 5] = 0
     np.testing.assert_array_equal(values, expected)
     assert merged_labels(lm, np.zeros_like(labels), {1: "consolidation"}) == (None, None)
+
+
+def test_the_label_layer_shows_the_stroke_during_the_drag(qtbot, ct):
+    from viewer.render.offscreen import capture_rgb
+
+    window, _, _ = ct
+    seg = window.segments
+    label = seg.add_segment("red")
+    seg.update_segment(label, color=(255, 0, 0), opacity=1.0)
+    window.set_tool("brush")
+    seg.set_radius(12.0)
+    axial = window.views.viewports["axial"]
+    a, b = _centre_q(axial, window, (-60, 0)), _centre_q(axial, window, (60, 0))
+    r = axial.devicePixelRatioF()
+
+    def redness(q: QPoint) -> float:
+        rgb = capture_rgb(axial.GetRenderWindow()).astype(float)
+        y = rgb.shape[0] - 1 - int(round((axial.height() - q.y()) * r))
+        x = int(round(q.x() * r))
+        patch = rgb[y - 2 : y + 3, x - 2 : x + 3]
+        return float((patch[..., 0] - patch[..., 1:].mean(axis=-1)).mean())
+
+    mid = QPoint((a.x() + b.x()) // 2, a.y())
+    assert redness(mid) < 20
+    qtbot.mousePress(axial, Qt.LeftButton, Qt.NoModifier, a)
+    for q in _line(a, b)[1:]:
+        qtbot.mouseMove(axial, q)
+    QApplication.processEvents()  # the layer asked for a repaint; no release yet
+    assert seg._brush is not None  # still dragging
+    assert redness(mid) > 100
+    qtbot.mouseRelease(axial, Qt.LeftButton, Qt.NoModifier, b)
