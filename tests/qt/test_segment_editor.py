@@ -440,6 +440,7 @@ def test_radiograph_brush_and_exports(qtbot, window, load, tmp_path):
     path = _drag(qtbot, image, _line(centre - QPoint(40, 0), centre + QPoint(40, 0)))
     labels = window.session.labelmap.labels
     assert labels.shape[0] == 1 and (labels == label).sum() > 100
+    assert window.segment_panel.range_label.text() == "Value"  # not HU on a radiograph
     for voxel in _voxels(window, image, path):
         assert labels[voxel] == label
     png = seg.export_png(tmp_path / "overlay.png")

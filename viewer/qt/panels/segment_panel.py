@@ -98,6 +98,7 @@ class SegmentPanel(QWidget):
         c.busy_changed.connect(self.set_busy)
         c.progress.connect(self._progress)
         c.quantification_changed.connect(self.quant.set_quantification)
+        c.session.volume_changed.connect(self._volume_changed)
         self.refresh_segments()
         self._show_brush()
         self._show_history()
@@ -185,7 +186,8 @@ class SegmentPanel(QWidget):
         v.addLayout(row)
 
         row = QHBoxLayout()
-        row.addWidget(QLabel("HU"))
+        self.range_label = QLabel("HU")
+        row.addWidget(self.range_label)
         self.hu_min = QDoubleSpinBox()
         self.hu_max = QDoubleSpinBox()
         for spin in (self.hu_min, self.hu_max):
@@ -462,6 +464,11 @@ class SegmentPanel(QWidget):
         self.redo_button.setEnabled(can_redo)
         self.undo_button.setText(f"Undo {stack.undo_name}" if can_undo else "Undo")
         self.redo_button.setText(f"Redo {stack.redo_name}" if can_redo else "Redo")
+
+    def _volume_changed(self, volume) -> None:
+        """The range is in Hounsfield units on CT, in the image's own values otherwise."""
+        ct = volume is not None and (volume.modality or "").upper() == "CT"
+        self.range_label.setText("HU" if ct else "Value")
 
     # -- model ----------------------------------------------------------------------------
     def set_models(self, specs) -> None:
