@@ -595,6 +595,9 @@ def cmd_segment(args) -> int:
             except (AIRequestError, AIProcessError, ValueError, OSError) as exc:
                 results.append({"source": source, "error": _one_line(exc)})
                 continue
+            except MemoryError:
+                results.append({"source": source, "error": "not enough memory to segment it"})
+                continue
             if spec.lungs_model and lung_restriction(spec, meta) is None:
                 print(
                     f"{PROG}: warning: {source}: not CT in Hounsfield units, labels not "
