@@ -190,9 +190,12 @@ Command: `{tr["command"]}` (date {tr["date"]}).
 Slices with the class in the reference: GGO {overall["n_with"]["ggo"]}, consolidation
 {overall["n_with"]["consolidation"]} of {overall["n_slices"]}. Pooled Dice over all held-out
 pixels: GGO {fmt(overall["ggo_pooled_dice"])}, consolidation
-{fmt(overall["consolidation_pooled_dice"])}. The target of the issue was a mean Dice of 0.70;
-Inf-Net reports about 0.68 on this data (a different protocol). The numbers describe these 50
-slices; they do not predict performance on another hospital's scans.
+{fmt(overall["consolidation_pooled_dice"])}. The target of the issue was a mean Dice of 0.70.
+Inf-Net (Fan et al. 2020) reports a Dice of about 0.68 for infection as one label, trained on
+these 50 slices and tested on other slices of the same collection: compare it with the
+`infection` column (a different protocol: their test split, their Dice averaging). The
+numbers describe these 50 slices; they do not predict performance on another hospital's
+scans.
 
 ![held-out CV predictions](cv_examples.png)
 """,
