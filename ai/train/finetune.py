@@ -5,14 +5,16 @@
 (:mod:`viewer.core.export.label_files`), loads the source series the sidecar names
 (``source.series_uid`` in ``source.files_dir``, or in ``--images``), and maps the export's
 label names onto the model's channels by name (case-insensitive; other labels count as
-background). Training slices: every slice holding one of the model's labels, plus a few
-slices without any label that contain aerated lung (< -500 HU over at least 5 % of the
+background; on a labelled slice, every pixel without one of the model's labels is trained as
+background, so exports must be complete on the slices they touch). Training slices: every
+slice holding one of the model's labels, plus a few slices without any of them that contain
+aerated lung (< -500 HU over at least 5 % of the
 slice, CT only) as negatives. Each slice goes through the model's own preprocessing
 (``ModelSpec.pipeline``), so training inputs equal inference inputs; the labels follow the
 same geometry (crop / letterbox / resize records of that run).
 
-With at least :data:`MIN_HELD_OUT_SLICES` * 3 labelled slices, the last fifth of them (a
-contiguous block in series order, so neighbouring slices do not leak) is held out, and the
+With at least :data:`MIN_HELD_OUT_SLICES` * 3 labelled slices, the last fifth of them (at least
+2; a contiguous block in series order, so neighbouring slices do not leak) is held out, and the
 Dice of the model before and after fine-tuning is measured there on the original grid.
 
 The result is a new folder ``<name>-ft-<YYYYmmdd-HHMMSS>`` in the user models folder (or
