@@ -41,9 +41,9 @@ class Code:
     meaning: str
 
 
-# Codes (SNOMED CT, DICOM) used by DICOM SEG segment descriptions (CID 7150 categories, CID 7151/7152
-# types). Property category "Anatomical Structure" for lungs, "Morphologically Abnormal
-# Structure" for findings.
+# Codes (SNOMED CT, DICOM) used by DICOM SEG segment descriptions (CID 7150 categories,
+# CID 7151/7152 types). Property category "Anatomical Structure" for lungs,
+# "Morphologically Abnormal Structure" for findings.
 ANATOMICAL_STRUCTURE = Code("91723000", "SCT", "Anatomical Structure")
 ABNORMAL_STRUCTURE = Code("49755003", "SCT", "Morphologically Abnormal Structure")
 LUNG = Code("39607008", "SCT", "Lung")
