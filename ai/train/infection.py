@@ -46,6 +46,10 @@ DEFAULTS = {
     "folds": 5,
     "group_min_corr": 0.8,
 }
+#: whole-volume postprocessing: keep findings in the ct-lungs mask grown by 20 mm and only
+#: where they touch it (peripheral consolidation that a threshold lung mask misses is kept,
+#: false positives in the arms or the abdomen wall are dropped); CT in HU only
+POSTPROCESSING = {"op": "within_lungs", "model": "ct-lungs", "dilate_mm": 20.0, "touching": True}
 #: metadata handed to the pipeline for the 8-bit training images
 OT_META = {"photometric": "MONOCHROME2", "modality": "OT"}
 
@@ -538,6 +542,7 @@ def write_folder(model_dir, data_dir, cv_dir, n_boot: int = 2000) -> dict:
         "input": {"height": cfg["size"], "width": cfg["size"], "channels": 1},
         "preprocessing": steps_for(cfg["size"]),
         "labels": dict(LABELS),
+        "postprocessing": [dict(POSTPROCESSING)],
         "weights": {"file": "model.keras", "sha256": ""},
         "training": {
             "data": f"{CITATION} All {info['n_train']} slices in the shipped model.",

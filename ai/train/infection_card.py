@@ -24,8 +24,8 @@ def split_text(cv: dict) -> str:
     return (
         f"No patient ids in the data: slices were grouped heuristically into {cv['n_groups']} "
         f"groups (same crop size within 3 px, or standardised 48x48 thumbnails correlating "
-        f">= {cfg['group_min_corr']}, linked transitively; ai.train.infection.group_slices), "
-        "and whole groups were "
+        f">= {cfg.get('group_min_corr', 0.8)}, linked transitively; "
+        "ai.train.infection.group_slices), and whole groups were "
         f"dealt into {cfg['folds']} folds (seed {cfg['seed']}; fold sizes "
         f"{', '.join(map(str, sizes))}). Same-patient slices the heuristic misses can sit in two "
         "folds, which would flatter the CV. The shipped model is trained on all slices."
@@ -221,7 +221,12 @@ gamma augmentation partly covers. The shipped `window` uses centre {c:.0f}, widt
 - The HU window is an estimate; a different reconstruction kernel or window shifts the
   intensities the model sees. The real-CT figure is qualitative: there is no reference.
 - Not validated on whole volumes: each slice is segmented independently (no 3D context);
-  slices near the diaphragm and apices were rare in training.
+  slices near the diaphragm and apices were rare in training. Trained on COVID-19 only: on
+  a whole series of a patient with lung cancer (ct-series, Lung-PET-CT-Dx A0001) it marked
+  the tumour and dependent lung bases as GGO/consolidation; it knows no other disease.
+- model.json `postprocessing` keeps findings within 20 mm of the ct-lungs mask and touching
+  it (whole CT volumes in HU); without it, soft tissue of the arms was marked as
+  consolidation on real slices (see the figure above). The CV metrics do not include it.
 - The model.json `window` assumes HU input; an 8-bit picture given to it comes out almost
   white. Such input needs a modality-dependent step (see the repository notes).
 - Reference masks come from one annotation effort; the GGO/consolidation boundary is
