@@ -134,6 +134,7 @@ def write(model_dir: Path, spec: dict, info: dict, cv: dict, overall: dict) -> N
             f"{f['consolidation_dice']:.3f}",
             f"{f['mean_dice']:.3f}",
             f"{f['infection_dice']:.3f}",
+            f"{f['epochs_run']} / {f['train_minutes']}",
         ]
         for f in cv["folds"]
     ]
@@ -145,8 +146,10 @@ def write(model_dir: Path, spec: dict, info: dict, cv: dict, overall: dict) -> N
             fmt(overall["consolidation_dice"]),
             fmt(overall["mean_dice"]),
             fmt(overall["infection_dice"]),
+            "",
         ]
     )
+    head = ["", "slices", "GGO Dice", "consolidation Dice", "mean", "infection", "epochs / min"]
     c, w = spec["preprocessing"][0]["center"], spec["preprocessing"][0]["width"]
     card.write_card(
         model_dir,
@@ -172,8 +175,10 @@ slice: anterior up, patient's left on the image right) before training; the mask
             "Training": f"""
 Loss: class-weighted categorical cross-entropy (weights background/GGO/consolidation
 {cfg["class_weights"]}) + 1 - mean soft Dice of GGO and consolidation. Adam, learning rate
-{cfg["lr"]} with cosine decay to 5 % over {cfg["epochs"]} epochs, batch {cfg["batch"]}; no early
-stopping (the last weights are kept, as in every CV fold). Augmentation: left/right flip,
+{cfg["lr"]} with cosine decay to 5 % over {cfg["epochs"]} epochs or a time budget, whichever
+ends first ({cfg["max_minutes"]} min per CV fold, {cfg.get("final_max_minutes", "-")} min for
+the shipped model: on a shared CPU every run still ends annealed), batch {cfg["batch"]}; no
+early stopping (the last weights are kept, as in every CV fold). Augmentation: left/right flip,
 rotation ±12°, shift ±6 %, zoom -15..+35 % (zoomed out, to resemble full DICOM fields of
 view), gamma, contrast, brightness, Gaussian noise. {info["epochs_run"]} epochs,
 {info["train_minutes"]} min on {tr["device"]} (2 cores). Seed {cfg["seed"]}.
@@ -185,7 +190,7 @@ Command: `{tr["command"]}` (date {tr["date"]}).
             "Metrics": f"""
 {METRICS_NOTE}
 
-{card.markdown_table(["", "slices", "GGO Dice", "consolidation Dice", "mean", "infection"], rows)}
+{card.markdown_table(head, rows)}
 
 Slices with the class in the reference: GGO {overall["n_with"]["ggo"]}, consolidation
 {overall["n_with"]["consolidation"]} of {overall["n_slices"]}. Pooled Dice over all held-out
