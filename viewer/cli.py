@@ -408,7 +408,7 @@ def cmd_classify(args) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write(format_predictions(model, spec.classes, results))
-    return 0
+    return 1 if any("error" in r for r in results) else 0
 
 
 def format_predictions(model: dict, classes, results: list[dict]) -> str:
