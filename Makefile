@@ -46,6 +46,10 @@ benchmark: setup
 	xvfb-run -a -s "-screen 0 1920x1080x24" $(PY) benchmarks/viewer_fps.py
 	$(PY) benchmarks/render_fps.py
 	$(PY) benchmarks/ai_inference.py
+	$(PY) benchmarks/brush_stroke.py
+	$(PY) benchmarks/labelmap_render.py
+	$(PY) benchmarks/ct_lungs.py
+	$(PY) benchmarks/ai_segment.py
 
 clean:
 	rm -rf build .pytest_cache
