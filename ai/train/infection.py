@@ -34,7 +34,7 @@ SIZE = 192
 DEFAULTS = {
     "seed": 0,
     "size": SIZE,
-    "base": 16,
+    "base": 8,
     "depth": 4,
     "epochs": 80,
     "batch": 4,
