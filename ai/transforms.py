@@ -123,6 +123,12 @@ class Step:
     op: str = ""
     #: parameter name -> (accepted types, required)
     params: dict[str, tuple[tuple[type, ...], bool]] = {}
+    #: the step runs only for these ``meta["modality"]`` values (model.json ``"modalities"``,
+    #: allowed on every step); empty = always. A skipped step is the identity both ways.
+    modalities: tuple[str, ...] = ()
+
+    def applies_to(self, meta: Mapping) -> bool:
+        return not self.modalities or str(meta.get("modality") or "") in self.modalities
 
     def forward(self, image: np.ndarray, meta: Mapping, context: Mapping) -> tuple:
         """Return (image, record data dict)."""
@@ -368,7 +374,14 @@ def build_step(spec: Mapping[str, Any]) -> Step:
     cls = STEPS.get(op)
     if cls is None:
         raise TransformError(f"unknown preprocessing op {op!r} (known: {', '.join(STEPS)})")
-    kwargs = {k: v for k, v in spec.items() if k != "op"}
+    kwargs = {k: v for k, v in spec.items() if k not in ("op", "modalities")}
+    modalities = spec.get("modalities")
+    if modalities is not None and (
+        not isinstance(modalities, list | tuple)
+        or not modalities
+        or not all(isinstance(m, str) and m for m in modalities)
+    ):
+        raise TransformError(f"{op}: 'modalities' must be a non-empty list of modality codes")
     for name in kwargs:
         if name not in cls.params:
             raise TransformError(f"{op}: unknown parameter {name!r}")
@@ -382,7 +395,9 @@ def build_step(spec: Mapping[str, Any]) -> Step:
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             want = "/".join(t.__name__ for t in types)
             raise TransformError(f"{op}: parameter {name!r} must be {want}, got {value!r}")
-    return cls(**kwargs)
+    step = cls(**kwargs)
+    step.modalities = tuple(modalities) if modalities is not None else ()
+    return step
 
 
 class Pipeline:
@@ -413,6 +428,9 @@ class Pipeline:
         records = []
         for step in self.steps:
             shape_in = (int(x.shape[0]), int(x.shape[1]))
+            if not step.applies_to(meta):
+                records.append(StepRecord(step.op, shape_in, shape_in, {"skipped": True}))
+                continue
             x, data = step.forward(x, meta, self.context)
             x = np.asarray(x, dtype=np.float32)
             records.append(StepRecord(step.op, shape_in, (int(x.shape[0]), int(x.shape[1])), data))
@@ -428,6 +446,8 @@ class Pipeline:
         if m.shape != record.out_shape:
             raise TransformError(f"map shape {m.shape} is not the output shape {record.out_shape}")
         for step, rec in zip(reversed(self.steps), reversed(record.steps)):
+            if rec.data.get("skipped"):
+                continue
             m = np.asarray(step.inverse_map(m, rec), dtype=np.float32)
         return m
 

@@ -111,6 +111,8 @@ def test_lung_crop_uses_the_segmenter_and_margin():
         ({"op": "to_display", "invert_monochrome1": 1}, "must be bool"),
         ({"op": "percentile_scale", "low": 99, "high": 1}, "low < high"),
         ("window", "must be an object"),
+        ({"op": "clip", "low": 0, "high": 1, "modalities": "CT"}, "'modalities' must be"),
+        ({"op": "clip", "low": 0, "high": 1, "modalities": []}, "'modalities' must be"),
     ],
 )
 def test_bad_steps_are_refused_with_one_line(bad, message):
@@ -264,3 +266,29 @@ def test_lung_mask_composes_with_lung_crop_either_order(mask_first):
     assert back.shape == (200, 300)
     assert back[30:150, 40:260].min() == pytest.approx(1.0)
     assert back[:24].max() == 0 and back[:, :29].max() == 0
+
+
+def test_steps_limited_to_modalities_run_only_for_them():
+    """HU CT gets the lung window, an 8-bit picture (OT) gets x / 256; both letterboxed, and
+    the inverse skips the steps the forward pass skipped."""
+    steps = [
+        {"op": "window", "center": -520, "width": 1250, "modalities": ["CT"]},
+        {"op": "window", "center": 128, "width": 256, "modalities": ["OT"]},
+        {"op": "letterbox", "height": 16, "width": 16},
+    ]
+    pipeline = build_pipeline(steps)
+    hu = np.full((8, 16), -520.0, np.float32)  # the window centre -> 0.5 (DICOM formula)
+    x_ct, rec_ct = pipeline.forward(hu, {"modality": "CT", "photometric": "MONOCHROME2"})
+    picture = np.full((8, 16), 200.0, np.float32)
+    x_ot, rec_ot = pipeline.forward(picture, {"modality": "OT", "photometric": "MONOCHROME2"})
+    assert x_ct[8, 8] == pytest.approx(0.5, abs=0.01)
+    assert x_ot[8, 8] == pytest.approx((200 - 127.5) / 255 + 0.5, abs=0.01)  # DICOM formula
+    assert [r.data.get("skipped", False) for r in rec_ct.steps] == [False, True, False]
+    assert [r.data.get("skipped", False) for r in rec_ot.steps] == [True, False, False]
+    # a map on the model grid comes back on the original grid either way
+    ones = np.ones((16, 16), np.float32)
+    assert pipeline.inverse_map(ones, rec_ct).shape == (8, 16)
+    assert pipeline.inverse_map(ones, rec_ot).shape == (8, 16)
+    # an unknown modality skips both windows: the raw values reach the letterbox
+    x_mr, _ = pipeline.forward(picture, {"modality": "MR", "photometric": "MONOCHROME2"})
+    assert x_mr[8, 8] == pytest.approx(200.0)
