@@ -338,3 +338,31 @@ def test_reads_labelmap_and_fractional_segs_of_other_tools(tmp_path, seg_type):
     back = read_seg(tmp_path / "tool.dcm", volume)
     assert np.array_equal(back.labels, labels)
     assert back.names() == {1: "tool segment 1", 2: "tool segment 2"}
+
+
+def test_source_flaws_are_not_copied_into_the_seg(tmp_path):
+    """TCIA CT carries Referenced Study Sequence items without their Type 1 Referenced SOP
+    Class UID; highdicom would copy them and dciodvfy would report an error in the SEG."""
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy (dicom3tools) is not installed")
+    src = tmp_path / "src"
+    files = write_series(np.full((3, 16, 16), -1000, dtype=np.int16), src)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        item = pydicom.Dataset()
+        item.ReferencedSOPInstanceUID = pydicom.uid.generate_uid()
+        ds.ReferencedStudySequence = [item]
+        ds.save_as(f)
+    volume = _load(src)
+    labels = np.zeros(volume.geometry.shape, dtype=np.uint8)
+    labels[1, 4:10, 4:10] = 1
+    labelmap = LabelMap.from_names(volume.geometry, labels, {1: "right lung"})
+    out = tmp_path / "out"
+    out.mkdir()
+    path = write_seg(labelmap, volume, out / "seg.dcm")
+    report = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    errors = [line for line in (report.stdout + report.stderr).splitlines()
+              if line.startswith("Error")]  # fmt: skip
+    assert not errors, errors
+    assert "ReferencedStudySequence" not in pydicom.dcmread(path, stop_before_pixels=True)

@@ -219,12 +219,26 @@ def _source_refs(volume: Volume) -> _SourceRefs:
 
 
 def _sanitize(ds) -> None:
-    """Drop a zero Pixel Spacing (seen on radiographs without a frame of reference): it
-    would be copied into the SEG, where a zero spacing is invalid."""
+    """Fix, in the in-memory copy only, source flaws highdicom would copy into the SEG:
+
+    * a zero Pixel Spacing (seen on radiographs without a frame of reference);
+    * Referenced Study Sequence items without their Type 1 Referenced SOP Class UID (seen on
+      TCIA CT): such items are dropped, the whole sequence when none is left.
+    """
     if "FrameOfReferenceUID" not in ds and "PixelSpacing" in ds:
         values = ds.PixelSpacing
         if not values or any(float(v) <= 0 for v in values):
             del ds.PixelSpacing
+    if "ReferencedStudySequence" in ds:
+        items = [
+            item
+            for item in ds.ReferencedStudySequence
+            if item.get("ReferencedSOPClassUID") and item.get("ReferencedSOPInstanceUID")
+        ]
+        if items:
+            ds.ReferencedStudySequence = items
+        else:
+            del ds.ReferencedStudySequence
 
 
 def _frame_numbers(ds, geometry: VolumeGeometry) -> list[int]:
