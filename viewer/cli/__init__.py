@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Offline radiology viewer with an AI assistant (research use only). "
         f"Without a command, '{PROG} [PATH ...]' opens the viewer window, on PATH if given.",
     )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation headless and offline (demo study, rendering, every "
+        "shipped model, DICOM SEG/NIfTI export); exit 0 only if every step passes",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     info = sub.add_parser("info", help="list the series in a DICOM file or folder")
@@ -155,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         if not argv or not (argv[0] in SUBCOMMANDS or argv[0].startswith("-")):
             return _gui(argv)
         args = parser.parse_args(argv)
+        if args.self_test:
+            if args.command is not None:
+                raise UsageError("--self-test takes no command")
+            from viewer.selftest import run as self_test
+
+            return self_test()
         if args.command is None:
             parser.print_help()
             return 0
