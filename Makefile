@@ -5,7 +5,7 @@ DEMO_DIR := build/demo
 # training/evaluation data (never copied into the repository), see ../shared/data/README.md
 DATA ?= ../shared/data
 
-.PHONY: demo test setup lint evaluate train-models benchmark clean
+.PHONY: demo test setup lint evaluate train-models benchmark clean package package-test
 
 setup:
 	@bash installer/bootstrap.sh
@@ -50,6 +50,18 @@ benchmark: setup
 	$(PY) benchmarks/labelmap_render.py
 	$(PY) benchmarks/ct_lungs.py
 	$(PY) benchmarks/ai_segment.py
+
+# Packaged app for clinics (installer/README.md): dist/radview/ (PyInstaller one-folder),
+# dist/radview-<version>-linux-<arch>.tar.gz and dist/radview_<version>_<arch>.deb.
+# Not part of `make test` (about 10 CPU-minutes and 2 GB of disk).
+package: setup
+	@$(PY) -c "import PyInstaller" 2>/dev/null || $(VENV)/bin/pip install -q -e ".[package]"
+	bash installer/build_package.sh
+
+# Smoke test of what `make package` built: self-test (headless, and offline in a network
+# namespace from the unpacked .tar.gz), .deb layout, start-up to first window < 2 s (Xvfb).
+package-test:
+	bash installer/package_test.sh
 
 clean:
 	rm -rf build .pytest_cache
