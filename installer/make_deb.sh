@@ -44,5 +44,6 @@ if command -v gtk-update-icon-cache >/dev/null 2>&1; then gtk-update-icon-cache 
 POSTINST
 chmod 755 "$ROOTFS/DEBIAN/postinst"
 OUT=dist/radview_${VERSION}_${ARCH}.deb
-dpkg-deb --root-owner-group -Zxz -z6 --build "$ROOTFS" "$OUT" >/dev/null
+# gzip: every dpkg reads it, and xz of ~2 GB takes many CPU-minutes
+dpkg-deb --root-owner-group -Zgzip -z6 --build "$ROOTFS" "$OUT" >/dev/null
 echo "wrote $OUT ($(du -h "$OUT" | cut -f1))"
