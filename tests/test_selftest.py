@@ -17,8 +17,7 @@ import sys
 import pytest
 
 from ai.registry import Registry, shipped_models_dir
-from viewer import selftest
-from viewer.cli import main
+from viewer.cli import main, selftest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXED_STEPS = ["demo", "load-ct", "load-cr", "render-ct", "render-cr", "models-found"]

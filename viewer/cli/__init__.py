@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.self_test:
             if args.command is not None:
                 raise UsageError("--self-test takes no command")
-            from viewer.selftest import run as self_test
+            from viewer.cli.selftest import run as self_test
 
             return self_test()
         if args.command is None:

@@ -17,7 +17,8 @@ Steps, in order (each prints ``PASS  step  (1.23 s)`` or ``FAIL  step: reason``)
   a temporary folder and read them back: same voxels, same segment names.
 
 :func:`run` returns 0 only if every step passed. The temporary folder is removed at the end.
-Only the standard library is imported at module level (``radview info`` stays light).
+Only the standard library is imported at module level (``radview info`` stays light);
+it lives in viewer.cli so the import contracts (no TensorFlow in the viewer process) cover it.
 """
 
 from __future__ import annotations
