@@ -46,4 +46,5 @@ chmod 755 "$ROOTFS/DEBIAN/postinst"
 OUT=dist/radview_${VERSION}_${ARCH}.deb
 # gzip: every dpkg reads it, and xz of ~2 GB takes many CPU-minutes
 dpkg-deb --root-owner-group -Zgzip -z6 --build "$ROOTFS" "$OUT" >/dev/null
+rm -rf "$ROOTFS"  # a 2 GB copy of dist/radview
 echo "wrote $OUT ($(du -h "$OUT" | cut -f1))"

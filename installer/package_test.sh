@@ -4,7 +4,7 @@
 #  2. the .tar.gz unpacked elsewhere (relocation) runs --self-test with networking blocked
 #     (a new network namespace: unshare -rn) - skipped with a note where unshare is refused;
 #  3. the .deb holds /opt/radview/radview, the /usr/bin/radview link, the desktop entry and
-#     the icons, and its control file names the package;
+#     the icons, and its control file names the package; unpacked, it starts via a symlink;
 #  4. start-up to the first window under Xvfb (installer/startup_time.py), median of 3,
 #     must be under STARTUP_LIMIT seconds (default 2).
 set -euo pipefail
@@ -42,9 +42,16 @@ if [ -f "$DEB" ]; then
               ./usr/share/icons/hicolor/scalable/apps/radview.svg \
               ./usr/share/icons/hicolor/256x256/apps/radview.png \
               ./opt/radview/_internal/resources/models/cxr-covid/model.json; do
-    echo "$LIST" | grep -q " $want\( \|$\)" || { echo "FAIL  $DEB lacks $want"; exit 1; }
+    grep -q " $want\( \|$\)" <<<"$LIST" || { echo "FAIL  $DEB lacks $want"; exit 1; }
   done
   [ "$(dpkg-deb -f "$DEB" Package)" = radview ] || { echo "FAIL  bad control file"; exit 1; }
+  # unpacked as dpkg would, started through the /usr/bin-style symlink (the bootloader must
+  # find _internal/ by the link's target)
+  dpkg-deb -x "$DEB" "$TMP/deb"
+  ln -s "$TMP/deb/opt/radview/radview" "$TMP/radview-link"
+  HELP=$(headless "$TMP/radview-link" --help) || true
+  grep -q -- "--self-test" <<<"$HELP" \
+    || { echo "FAIL  the .deb's radview does not start through a symlink"; exit 1; }
   echo "PASS  deb layout ($(du -h "$DEB" | cut -f1))"
 else
   echo "FAIL  $DEB missing"; exit 1
