@@ -5,6 +5,8 @@
 #   /usr/share/applications/radview.desktop   desktop entry
 #   /usr/share/icons/hicolor/{scalable,256x256}/apps/radview.{svg,png}
 # Usage: installer/make_deb.sh VERSION ARCH   (build_package.sh calls it)
+# Depends: glibc of the build machine (2.36 here) and the system OpenGL/EGL (GPU driver
+# specific, never bundled); Qt xcb, xkbcommon, fontconfig, D-Bus libraries are bundled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VERSION=$1
@@ -26,7 +28,7 @@ Version: $VERSION
 Architecture: $ARCH
 Maintainer: radview maintainers <radview@localhost>
 Installed-Size: $SIZE_KB
-Depends: libc6 (>= 2.28), libgl1, libegl1, libfontconfig1, libxkbcommon0, libxkbcommon-x11-0, libdbus-1-3
+Depends: libc6 (>= 2.36), libgl1, libegl1
 Recommends: libosmesa6
 Section: science
 Priority: optional
