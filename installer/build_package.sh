@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 MODE=${1:-all}
+# PyInstaller imports TensorFlow to analyse it: keep its C++ start-up log out of the output
+export TF_CPP_MIN_LOG_LEVEL=2
 
 if [ "$MODE" != "--packages-only" ]; then
   if ! $PY -c "import PyInstaller" 2>/dev/null; then

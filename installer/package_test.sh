@@ -5,8 +5,9 @@
 #     (a new network namespace: unshare -rn) - skipped with a note where unshare is refused;
 #  3. the .deb holds /opt/radview/radview, the /usr/bin/radview link, the desktop entry and
 #     the icons, and its control file names the package; unpacked, it starts via a symlink;
-#  4. start-up to the first window under Xvfb (installer/startup_time.py), median of 3,
-#     must be under STARTUP_LIMIT seconds (default 2).
+#  4. start-up to the first window under Xvfb (installer/startup_time.py), median of 5,
+#     must be under STARTUP_LIMIT seconds (default 2, the issue's target). The time grows
+#     with the machine's load (printed): on a busy 2-core box 1.4 s runs become 2.3 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -58,7 +59,8 @@ else
 fi
 
 echo "== start-up to first window (Xvfb)"
-OUT=$(xvfb-run -a -s "-screen 0 1920x1080x24" $PY installer/startup_time.py -- "$APP")
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null) on $(nproc) cores"
+OUT=$(xvfb-run -a -s "-screen 0 1920x1080x24" $PY installer/startup_time.py --runs 5 -- "$APP")
 echo "$OUT"
 MEDIAN=$(echo "$OUT" | sed -n 's/.*median \([0-9.]*\) s.*/\1/p')
 $PY -c "import sys; sys.exit(0 if float('$MEDIAN') < float('$LIMIT') else 1)" \
