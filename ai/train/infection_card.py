@@ -124,6 +124,7 @@ def write(model_dir: Path, spec: dict, info: dict, cv: dict, overall: dict) -> N
     cfg, tr = info["config"], spec["training"]
     win = tr["hu_window_estimate"]
     cp, wp = win["centre_percentiles"], win["width_percentiles"]
+    post = next(p for p in spec["postprocessing"] if p["op"] == "within_lungs")
     size_kb = (model_dir / "model.keras").stat().st_size / 1024
     fmt = card.fmt_ci
     rows = [
@@ -219,7 +220,7 @@ gamma augmentation partly covers. The shipped `window` uses centre {c:.0f}, widt
 
 ![real CT examples](real_ct_examples.png)
 """,
-            "Limits and known biases": """
+            "Limits and known biases": f"""
 - Trained on 50 slices from about 40 patients (COVID-19, 2020), from JPEG figures with
   varying windows and compression, some with annotation marks (arrows, crosses); cropped to
   the body, while real DICOM slices include the table and air around the body.
@@ -229,9 +230,10 @@ gamma augmentation partly covers. The shipped `window` uses centre {c:.0f}, widt
   slices near the diaphragm and apices were rare in training. Trained on COVID-19 only: on
   a whole series of a patient with lung cancer (ct-series, Lung-PET-CT-Dx A0001) it marked
   the tumour and dependent lung bases as GGO/consolidation; it knows no other disease.
-- model.json `postprocessing` keeps findings within 20 mm of the ct-lungs mask and touching
-  it (whole CT volumes in HU); without it, soft tissue of the arms was marked as
-  consolidation on real slices (see the figure above). The CV metrics do not include it.
+- model.json `postprocessing` keeps findings within {post["dilate_mm"]:g} mm of the ct-lungs
+  mask and touching it (whole CT volumes in HU); without it, soft tissue of the arms was
+  marked as consolidation on real slices (see the figure above). The CV metrics do not
+  include it.
 - The model.json `window` assumes HU input; an 8-bit picture given to it comes out almost
   white. Such input needs a modality-dependent step (see the repository notes).
 - Reference masks come from one annotation effort; the GGO/consolidation boundary is

@@ -183,7 +183,7 @@ def test_train_writes_a_valid_model_folder(data_dir, tmp_path):
         "width": inf.HU_WINDOW[1],
     }
     assert spec.postprocessing == (
-        {"op": "within_lungs", "model": "ct-lungs", "dilate_mm": 20.0, "touching": True},
+        {"op": "within_lungs", "model": "ct-lungs", "dilate_mm": 10.0, "touching": True},
     )
     cv = spec.metrics["cross_validation"]
     assert cv["n_slices"] == 8 and len(spec.metrics["folds"]) == 2
