@@ -64,4 +64,4 @@ package-test:
 	bash installer/package_test.sh
 
 clean:
-	rm -rf build .pytest_cache
+	rm -rf build dist .pytest_cache
