@@ -118,9 +118,12 @@ def estimate_window(data_dir) -> dict:
 
 
 def steps_for(size: int = SIZE, window: tuple[float, float] = HU_WINDOW) -> list[dict]:
-    """The model.json preprocessing for CT in HU: lung window to 0..1, letterbox."""
+    """The model.json preprocessing: CT in HU gets the lung window to 0..1; 8-bit pictures
+    of already-windowed slices (PNG/JPEG, modality OT, like the training images) get x / 255;
+    then letterbox."""
     return [
-        {"op": "window", "center": window[0], "width": window[1]},
+        {"op": "window", "center": window[0], "width": window[1], "modalities": ["CT"]},
+        {"op": "window", "center": 128, "width": 256, "modalities": ["OT"]},
         {"op": "letterbox", "height": size, "width": size},
     ]
 
@@ -539,7 +542,7 @@ def write_folder(model_dir, data_dir, cv_dir, n_boot: int = 2000) -> dict:
         "name": NAME,
         "version": "1.0.0",
         "task": "segmentation",
-        "modalities": ["CT"],
+        "modalities": ["CT", "OT"],
         "input": {"height": cfg["size"], "width": cfg["size"], "channels": 1},
         "preprocessing": steps_for(cfg["size"]),
         "labels": dict(LABELS),
