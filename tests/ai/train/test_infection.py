@@ -83,12 +83,18 @@ def test_hu_pipeline_equals_the_8bit_pipeline_the_model_was_trained_with():
         _to8(hu).astype(np.float32), inf.OT_META
     )
     assert np.abs(hu_in - eight).max() <= 1 / 255 + 1e-6
-    # the shipped spec uses the estimated window
+    # the shipped spec uses the estimated window on CT only
     assert inf.steps_for()[0] == {
         "op": "window",
         "center": inf.HU_WINDOW[0],
         "width": inf.HU_WINDOW[1],
+        "modalities": ["CT"],
     }
+    # and a picture of a windowed slice (OT) gets exactly the training input
+    picture, _ = transforms.build_pipeline(inf.steps_for(32, TRUE_WINDOW)).forward(
+        _to8(hu).astype(np.float32), inf.OT_META
+    )
+    np.testing.assert_array_equal(picture, eight)
 
 
 def test_masks_follow_the_letterbox(data_dir):
@@ -181,7 +187,9 @@ def test_train_writes_a_valid_model_folder(data_dir, tmp_path):
         "op": "window",
         "center": inf.HU_WINDOW[0],
         "width": inf.HU_WINDOW[1],
+        "modalities": ["CT"],
     }
+    assert spec.modalities == ("CT", "OT") or list(spec.modalities) == ["CT", "OT"]
     assert spec.postprocessing == (
         {"op": "within_lungs", "model": "ct-lungs", "dilate_mm": 10.0, "touching": True},
     )
