@@ -160,7 +160,8 @@ def write(model_dir: Path, spec: dict, info: dict, cv: dict, overall: dict) -> N
 U-Net (Ronneberger et al. 2015), {cfg["depth"]} poolings, base {cfg["base"]} filters,
 BatchNorm + ReLU, per-pixel softmax over background / ground-glass opacity / consolidation;
 {info["params"]:,} parameters, `model.keras` {size_kb:.0f} KiB. Input {cfg["size"]}² x 1:
-`window` centre {c:.0f} HU, width {w:.0f} HU (to 0..1), then `letterbox` (see model.json).
+`window` centre {c:.0f} HU, width {w:.0f} HU (to 0..1) on CT, x / 255 on 8-bit pictures, then
+`letterbox` (see model.json).
 """,
             "Intended use": f"""
 {spec["intended_use"]} One axial CT slice at a time, adult chest, lung kernel or similar,
@@ -215,8 +216,8 @@ against the same modes in each training image. Per image, the centre is {cp["50"
 {wp["10"]:.0f} to {wp["90"]:.0f}): the sources windowed differently, which the contrast and
 gamma augmentation partly covers. The shipped `window` uses centre {c:.0f}, width {w:.0f}.
 
-8-bit pictures (PNG/JPEG, modality OT) are already windowed: they need x / 255
-(`window` centre 128, width 256) instead; see the limits below.
+8-bit pictures (PNG/JPEG, modality OT) are already windowed: model.json gives them x / 255
+(`window` centre 128, width 256, limited to OT) instead of the HU window (limited to CT).
 
 ![real CT examples](real_ct_examples.png)
 """,
@@ -234,8 +235,9 @@ gamma augmentation partly covers. The shipped `window` uses centre {c:.0f}, widt
   mask and touching it (whole CT volumes in HU); without it, soft tissue of the arms was
   marked as consolidation on real slices (see the figure above). The CV metrics do not
   include it.
-- The model.json `window` assumes HU input; an 8-bit picture given to it comes out almost
-  white. Such input needs a modality-dependent step (see the repository notes).
+- Inputs: CT in HU gets the HU `window`; a PNG/JPEG picture (modality OT) is taken as an
+  already lung-windowed 8-bit slice (x / 255, as in training) and is not restricted to the
+  lungs (`ct-lungs` needs HU). A picture windowed differently gives other results.
 - Reference masks come from one annotation effort; the GGO/consolidation boundary is
   subjective, and consolidation is the harder, rarer class.
 """,
