@@ -25,11 +25,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from viewer.qt.panels.model_run import ModelRunStatus
+
 NOTICE = "Research use only \u2014 not for diagnostic use"
 COLOUR_MAPS = ("inferno", "jet", "hot")
 
 
-class AIPanel(QWidget):
+class AIPanel(ModelRunStatus, QWidget):
     run_requested = Signal(str)  # model name
     cancel_requested = Signal()
     style_changed = Signal(str, float, float, bool)  # colour map, threshold, opacity, visible
@@ -139,18 +141,6 @@ class AIPanel(QWidget):
         self.card_dialog = dialog
 
     # -- state ----------------------------------------------------------------------------
-    def set_busy(self, busy: bool, text: str = "") -> None:
-        self.run_button.setEnabled(not busy and self.model_combo.count() > 0)
-        self.cancel_button.setEnabled(busy)
-        self.progress.setVisible(busy)
-        if busy:
-            self.progress.setRange(0, 0)
-        if text or not busy:
-            self.status.setText(text)
-
-    def set_progress(self, done: int, total: int) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
 
     def clear_prediction(self) -> None:
         self.result_title.setText("")

@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from viewer.qt.panels.model_run import ModelRunStatus
 from viewer.qt.panels.quantification import QuantificationTable
 from viewer.qt.tools import TOOLS
 
@@ -67,7 +68,7 @@ def _swatch(color) -> QIcon:
     return QIcon(pixmap)
 
 
-class SegmentPanel(QWidget):
+class SegmentPanel(ModelRunStatus, QWidget):
     def __init__(self, controller, parent=None) -> None:
         super().__init__(parent)
         self.controller = c = controller
@@ -96,7 +97,7 @@ class SegmentPanel(QWidget):
         c.masks_visibility_changed.connect(self.show_masks.setChecked)
         c.models_changed.connect(self.set_models)
         c.busy_changed.connect(self.set_busy)
-        c.progress.connect(self._progress)
+        c.progress.connect(self.set_progress)
         c.quantification_changed.connect(self.quant.set_quantification)
         c.session.volume_changed.connect(self._volume_changed)
         self.refresh_segments()
@@ -488,15 +489,3 @@ class SegmentPanel(QWidget):
         if not specs:
             self.status.setText("No segmentation model installed.")
 
-    def set_busy(self, busy: bool, text: str) -> None:
-        self.run_button.setEnabled(not busy and self.model_combo.count() > 0)
-        self.cancel_button.setEnabled(busy)
-        self.progress.setVisible(busy)
-        if busy:
-            self.progress.setRange(0, 0)
-        if text or not busy:
-            self.status.setText(text)
-
-    def _progress(self, done: int, total: int) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
