@@ -162,6 +162,21 @@ class LabelMap:
         segments = {int(k): segment_for(v, int(k)) for k, v in names.items() if int(k) != 0}
         return cls(geometry, labels, segments, provenance)
 
+    # -- listeners -------------------------------------------------------------------------
+    def watch(self, on_changed, on_segments_changed) -> None:
+        """Connect a view's two slots (``changed(bbox)``, ``segments_changed()``)."""
+        self.changed.connect(on_changed)
+        self.segments_changed.connect(on_segments_changed)
+
+    def unwatch(self, on_changed, on_segments_changed) -> None:
+        """Disconnect what :meth:`watch` connected; slots already gone are ignored."""
+        pairs = ((self.changed, on_changed), (self.segments_changed, on_segments_changed))
+        for signal, slot in pairs:
+            try:
+                signal.disconnect(slot)
+            except ValueError:
+                pass
+
     # -- segments --------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -200,22 +200,14 @@ class LabelMapLayer:
         if labelmap is self.labelmap:
             return
         if self.labelmap is not None:
-            for signal, slot in (
-                (self.labelmap.changed, self._on_changed),
-                (self.labelmap.segments_changed, self._on_segments_changed),
-            ):
-                try:
-                    signal.disconnect(slot)
-                except ValueError:
-                    pass
+            self.labelmap.unwatch(self._on_changed, self._on_segments_changed)
             self.view.renderer.RemoveViewProp(self.actor)
             self.reslice.RemoveAllInputs()
         self.labelmap, self.source = labelmap, None
         if labelmap is not None:
             self.source = LabelImage.of(labelmap)
             self.reslice.SetInputData(self.source.index_image)
-            labelmap.changed.connect(self._on_changed)
-            labelmap.segments_changed.connect(self._on_segments_changed)
+            labelmap.watch(self._on_changed, self._on_segments_changed)
             self._apply_tables()
             self.view.renderer.AddViewProp(self.actor)
         self._touch()

@@ -151,19 +151,11 @@ class SegmentSurfaces:
     def set_labelmap(self, labelmap: LabelMap | None, *, build: bool = True) -> None:
         """Show the surfaces of ``labelmap`` (built now unless ``build`` is False), or none."""
         if self.labelmap is not None:
-            for signal, slot in (
-                (self.labelmap.changed, self._on_changed),
-                (self.labelmap.segments_changed, self._on_segments_changed),
-            ):
-                try:
-                    signal.disconnect(slot)
-                except ValueError:
-                    pass
+            self.labelmap.unwatch(self._on_changed, self._on_segments_changed)
         self.labelmap = labelmap
         self._clear()
         if labelmap is not None:
-            labelmap.changed.connect(self._on_changed)
-            labelmap.segments_changed.connect(self._on_segments_changed)
+            labelmap.watch(self._on_changed, self._on_segments_changed)
             self.dirty = True
             if build:
                 self.refresh(force=True)
