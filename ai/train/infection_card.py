@@ -93,7 +93,7 @@ def _real_ct(path: Path, model, data_dir, size: int, plt) -> None:
     import pydicom
 
     from ai import transforms
-    from ai.train.infection import HU_WINDOW, steps_for
+    from ai.train.infection_data import HU_WINDOW, steps_for
 
     files = sorted(p for p in Path(data_dir, "ct-slices").rglob("*") if p.is_file())[:8:2]
     if not files:
