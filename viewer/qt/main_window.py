@@ -226,13 +226,7 @@ class MainWindow(QMainWindow):
         self.segments.run_model(name)
 
     def _refresh_undo(self) -> None:
-        stack = self.segments.stack
-        can_undo = stack is not None and stack.can_undo
-        can_redo = stack is not None and stack.can_redo
-        self.undo_action.setEnabled(can_undo)
-        self.redo_action.setEnabled(can_redo)
-        self.undo_action.setText(f"&Undo {stack.undo_name}" if can_undo else "&Undo")
-        self.redo_action.setText(f"&Redo {stack.redo_name}" if can_redo else "&Redo")
+        self.segments.show_history(self.undo_action, self.redo_action, "&Undo", "&Redo")
 
     def set_tool(self, key: str) -> None:
         """Select a mouse tool (menus, keys, the segment panel); paint tools show the panel."""

@@ -22,80 +22,36 @@ dialog and report errors as a non-modal message (MainWindow.show_error).
 
 Model results are merged into the open label map, never replace it (rule
 :data:`MERGE_RULE`): running ``ct-infection`` after ``ct-lungs`` keeps both lungs and adds
-ground-glass and consolidation on top of them.
+ground-glass and consolidation on top of them. The run and the merge live in
+:mod:`viewer.qt.segment_models`.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
-from viewer.core.history import UndoStack, diff_edit
-from viewer.core.labelmap import (
-    LEFT_LUNG,
-    LUNG,
-    RIGHT_LUNG,
-    LabelMap,
-    Provenance,
-    bbox_slices,
-)
+from viewer.core.history import UndoStack
+from viewer.core.labelmap import LabelMap
 from viewer.qt.segment_io import SegmentIO
+from viewer.qt.segment_models import (  # noqa: F401  (re-exported: callers import them here)
+    LUNG_CODES,
+    MERGE_RULE,
+    SegmentModels,
+    is_lung,
+    merged_labels,
+)
 from viewer.qt.segment_views import SegmentViews
 from viewer.qt.tools import BRUSH_STEP
 
 if TYPE_CHECKING:
     from viewer.core.editing import Brush
 
-MERGE_RULE = (
-    "A model's labels are added to the open segmentation: they overwrite only background "
-    "and (unlocked) lung voxels; other segments, locked ones and the model's background "
-    "leave the voxels as they are."
-)
-LUNG_CODES = {LUNG.value, RIGHT_LUNG.value, LEFT_LUNG.value}
 MIN_RADIUS_MM, MAX_RADIUS_MM = 0.5, 100.0
 QUANTIFY_DELAY_MS = 250
-
-
-def is_lung(segment) -> bool:
-    """A lung segment (left, right or both) by its SNOMED type, or by name."""
-    return segment.type.value in LUNG_CODES or "lung" in segment.name.lower()
-
-
-def merged_labels(labelmap: LabelMap, result: np.ndarray, names: dict[int, str]):
-    """(bbox, values): the labels of ``bbox`` after adding a model's ``result`` (its values
-    named by ``names``) following :data:`MERGE_RULE`; ``bbox`` is the box of the result's
-    labelled voxels, None when it labelled nothing. Segments missing from the map are added
-    (by name, so the known ones get their SNOMED codes); the map's voxels are not written
-    here."""
-    result = np.asarray(result)
-    if result.shape != labelmap.shape:
-        raise ValueError(f"model labels {result.shape} do not match the image {labelmap.shape}")
-    lut = np.zeros(256, dtype=np.uint8)
-    for value, name in sorted(names.items()):
-        if int(value) == 0 or not name or name.lower() == "background":
-            continue
-        label = labelmap.label_of(name)
-        lut[int(value)] = label if label is not None else labelmap.add_segment(name)
-    box = []
-    found = result != 0
-    for axis in range(3):  # work in the box of the result only (findings are small)
-        hit = np.flatnonzero(found.any(axis=tuple(a for a in range(3) if a != axis)))
-        if hit.size == 0:
-            return None, None
-        box.append((int(hit[0]), int(hit[-1]) + 1))
-    region = bbox_slices(tuple(box))
-    incoming = lut[result[region].astype(np.uint8, copy=False)]
-    writable = np.zeros(256, dtype=bool)
-    writable[0] = True
-    for value, segment in labelmap.segments.items():
-        writable[value] = is_lung(segment) and not segment.locked
-    current = labelmap.labels[region]
-    take = (incoming != 0) & writable[current]
-    return tuple(box), np.where(take, incoming, current)
 
 
 class SegmentController(QObject):
@@ -126,16 +82,15 @@ class SegmentController(QObject):
         self.hu_range: tuple[float, float] = (-1000.0, -300.0)
         self.masks_visible = True
         self.quantification = None
-        self.model_specs: list = []
         self._brush: Brush | None = None
         self._connected: LabelMap | None = None  # the map whose signals we listen to
         self._stroke_vp = None
-        self._task = None
         self._quant_generation = 0
         self._quant_task = None
         self._quant_pending = False
         self.display = SegmentViews(self)
         self.io = SegmentIO(self)
+        self.models = SegmentModels(self)
         self._quant_timer = QTimer(self)
         self._quant_timer.setSingleShot(True)
         self._quant_timer.setInterval(QUANTIFY_DELAY_MS)
@@ -416,103 +371,38 @@ class SegmentController(QObject):
             self.stack.redo()
             self.message.emit(f"Redone: {name}")
 
-    # -- models ---------------------------------------------------------------------------
+    def show_history(self, undo, redo, undo_text: str = "Undo", redo_text: str = "Redo") -> None:
+        """Enable and name an undo and a redo control (QAction or button: the menu's and the
+        panel's) after the undo history: "Undo Brush" names the step it undoes."""
+        stack = self.stack
+        can_undo = stack is not None and stack.can_undo
+        can_redo = stack is not None and stack.can_redo
+        undo.setEnabled(can_undo)
+        redo.setEnabled(can_redo)
+        undo.setText(f"{undo_text} {stack.undo_name}" if can_undo else undo_text)
+        redo.setText(f"{redo_text} {stack.redo_name}" if can_redo else redo_text)
+
+    # -- models (run + merge: see viewer.qt.segment_models) ------------------------------
+    @property
+    def model_specs(self) -> list:
+        """ModelSpecs of the segmentation models (after :meth:`refresh_models`)."""
+        return self.models.specs
+
     def refresh_models(self) -> None:
-        """List the segmentation models of the AI controller's registry."""
-        ai = self.window.ai
-        if ai.registry is None:
-            ai.refresh_models()
-        self.model_specs = ai.registry.list_models("segmentation")
-        self.models_changed.emit(self.model_specs)
+        self.models.refresh()
 
     def run_model(self, name: str) -> None:
-        """Segment the open volume with model ``name`` in the AI process (worker thread);
-        the result is merged (:data:`MERGE_RULE`) as one undo step."""
-        volume = self.session.volume
-        if volume is None or not name:
-            self.busy_changed.emit(False, "Open an image first.")
-            return
-        if self._task is not None:
-            return
-        from ai.segment import volume_input
-
-        ai = self.window.ai
-        if ai.registry is None:
-            ai.refresh_models()
-        try:
-            spec = ai.registry.get(name)
-        except LookupError as exc:
-            self.busy_changed.emit(False, str(exc))
-            return
-        array, meta = volume_input(volume)
-        client = ai.get_client()
-        self.busy_changed.emit(
-            True,
-            f"Running {spec.name} {spec.version} on the whole image "
-            "(the first run starts the AI process)\u2026",
-        )
-
-        def work(progress, cancelled):  # worker thread: the client blocks, not the GUI
-            def fraction(f: float, _message: str = "") -> None:
-                progress(int(round(100 * f)), 100)
-
-            return client.segment_volume(array, meta, spec.name, fraction, cancelled)
-
-        self._task = self.window.tasks.run(
-            work,
-            on_finished=lambda labels: self._model_done(spec, volume, labels),
-            on_failed=self._model_failed,
-            on_progress=self.progress.emit,
-            on_cancelled=lambda: self._model_failed("Cancelled."),
-        )
+        self.models.run(name)
 
     def cancel_model(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        self.models.cancel()
 
     @property
     def model_running(self) -> bool:
-        return self._task is not None
-
-    def _model_failed(self, message: str) -> None:
-        self._task = None
-        self.busy_changed.emit(False, "Cancelled." if "Cancelled" in message else message)
-
-    def _model_done(self, spec, volume, labels) -> None:
-        self._task = None
-        if self.session.volume is not volume:
-            self.busy_changed.emit(False, "The image changed while the model ran: result dropped")
-            return
-        try:
-            changed = self.apply_model_result(spec.name, spec.version, labels, spec.labels)
-        except ValueError as exc:
-            self.busy_changed.emit(False, str(exc))
-            return
-        self.busy_changed.emit(False, f"{spec.name} {spec.version}: {changed} voxels labelled")
+        return self.models.running
 
     def apply_model_result(self, model: str, version: str, labels, names: dict[int, str]) -> int:
-        """Merge a model's label volume into the session's label map (one undo step named
-        after the model); provenance AUTOMATIC with the model's name and version (joined
-        with the earlier model's when the map held only another model's output, else
-        SEMIAUTOMATIC). Returns the number of voxels that changed."""
-        lm = self.ensure_labelmap()
-        before = replace(lm.provenance)  # the write below turns AUTOMATIC into SEMIAUTOMATIC
-        was_empty = not lm.labels.any()
-        box, values = merged_labels(lm, labels, names)
-        edit = diff_edit(lm.labels, box, values) if box is not None else None
-        if edit is not None:
-            self.stack.apply(edit, f"Run {model}")
-        if was_empty or before.algorithm_type == "MANUAL" and not before.model_name:
-            kind = "AUTOMATIC" if was_empty else "SEMIAUTOMATIC"
-            lm.provenance = Provenance(kind, model, version)
-        else:
-            kind = "AUTOMATIC" if before.algorithm_type == "AUTOMATIC" else "SEMIAUTOMATIC"
-            lm.provenance = Provenance(
-                kind, f"{before.model_name} + {model}", f"{before.model_version} + {version}"
-            )
-        if self.active_label not in lm.segments and lm.segments:
-            self.set_active(min(lm.segments))
-        return edit.changed_voxels if edit is not None else 0
+        return self.models.apply(model, version, labels, names)
 
     # -- import / export (logic: no dialog; see viewer.qt.segment_io) ---------------------
     def export_seg(self, path) -> Path:

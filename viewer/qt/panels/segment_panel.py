@@ -458,13 +458,7 @@ class SegmentPanel(ModelRunStatus, QWidget):
             self._updating = False
 
     def _show_history(self) -> None:
-        stack = self.controller.stack
-        can_undo = stack is not None and stack.can_undo
-        can_redo = stack is not None and stack.can_redo
-        self.undo_button.setEnabled(can_undo)
-        self.redo_button.setEnabled(can_redo)
-        self.undo_button.setText(f"Undo {stack.undo_name}" if can_undo else "Undo")
-        self.redo_button.setText(f"Redo {stack.redo_name}" if can_redo else "Redo")
+        self.controller.show_history(self.undo_button, self.redo_button)
 
     def _volume_changed(self, volume) -> None:
         """The range is in Hounsfield units on CT, in the image's own values otherwise."""
