@@ -1,5 +1,6 @@
-"""Shared fixtures for the main-window tests: a window with its own settings file, and a
-helper that opens a path and waits until the volume is shown."""
+"""Shared fixtures for the main-window tests: a window with its own settings file, a
+helper that opens a path and waits until the volume is shown, and the phantom CT opened in
+the window for the segmentation tests."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
+from tests.qt.segment_helpers import ORIGIN, SHAPE, SPACING
+from viewer.core.demo import chest_phantom, write_series
 from viewer.qt.main_window import MainWindow
 
 
@@ -39,3 +42,20 @@ def load(qtbot):
         window.views.render_all()
 
     return run
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    """The demo chest phantom (segmentation tests): (hu, info)."""
+    hu, info = chest_phantom(SHAPE, SPACING, seed=1)
+    return hu, info
+
+
+@pytest.fixture
+def ct(qtbot, window, load, tmp_path, phantom):
+    """The window with the phantom CT open; returns (window, hu, info)."""
+    hu, info = phantom
+    write_series(hu, tmp_path / "ct", spacing=SPACING, origin=ORIGIN)
+    load(window, tmp_path / "ct")
+    window.views.set_crosshair_visible(False)
+    return window, hu, info
