@@ -1,4 +1,5 @@
-"""Headless commands: ``radview info``, ``convert``, ``screenshot``, ``classify``, ``segment``.
+"""Headless commands: ``radview info``, ``convert``, ``screenshot``, ``classify``, ``segment``,
+``anonymize``.
 
 Scripts rely on these exactly (see README). Bad input gives one line on stderr and a
 non-zero exit, never a traceback. Only ``viewer.core`` is imported at module level: no Qt,
@@ -7,8 +8,8 @@ VTK or TensorFlow, so the commands start fast; ``screenshot`` imports ``viewer.r
 model in a separate AI process (``ai.process``): TensorFlow is never imported into this one.
 
 This package holds the parser and ``main``; the commands live in ``viewer.cli.files``
-(info, convert, screenshot) and ``viewer.cli.ai_commands`` (classify, segment), the helpers
-they share in ``viewer.cli.inputs``.
+(info, convert, screenshot), ``viewer.cli.ai_commands`` (classify, segment) and
+``viewer.cli.anonymize`` (anonymize), the helpers they share in ``viewer.cli.inputs``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from viewer.cli.ai_commands import (
     format_predictions,
     format_segmentations,
 )
+from viewer.cli.anonymize import add_parser as add_anonymize_parser
+from viewer.cli.anonymize import cmd_anonymize
 from viewer.cli.files import SCREENSHOT_LAYOUTS, cmd_convert, cmd_info, cmd_screenshot, format_table
 from viewer.cli.inputs import PROG, UsageError
 
@@ -32,6 +35,7 @@ __all__ = [
     "SUBCOMMANDS",
     "UsageError",
     "build_parser",
+    "cmd_anonymize",
     "cmd_classify",
     "cmd_convert",
     "cmd_info",
@@ -43,7 +47,7 @@ __all__ = [
     "main",
 ]
 
-SUBCOMMANDS = ("info", "convert", "screenshot", "classify", "segment")
+SUBCOMMANDS = ("info", "convert", "screenshot", "classify", "segment", "anonymize")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -127,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         "<stem>-2... when two inputs share a stem)",
     )
     seg.set_defaults(func=cmd_segment)
+    add_anonymize_parser(sub)
     return parser
 
 
