@@ -30,6 +30,8 @@ POSTPROCESSING_OPS = ("within_lungs",)
 DEFAULT_BATCH_SIZE = 8
 CAM_METHODS = ("cam", "gradcam")
 WEIGHT_SUFFIXES = (".keras", ".h5")
+#: formats that are Python pickles (or hold one): reading them can run code, never loaded
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".ckpt", ".npy")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -61,6 +63,20 @@ class CamSpec:
 
 
 @dataclass(frozen=True)
+class CustomCode:
+    """A user model's own layer code: ``file`` (a ``.py`` in the model folder), its sha256
+    and the names of the classes (or functions) it defines that the weights file references.
+
+    Such a model is refused until the user trusts it (:mod:`ai.trust`): the file is Python
+    that runs, with the user's permissions, inside the AI process when the model loads.
+    """
+
+    file: str
+    sha256: str
+    classes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A model folder's spec. ``folder`` is where model.json was found (absolute).
 
@@ -89,6 +105,12 @@ class ModelSpec:
     method: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
     postprocessing: tuple[dict, ...] = ()
+    custom_code: CustomCode | None = None
+
+    @property
+    def custom_code_path(self) -> Path | None:
+        """The custom layer code file, or None when the model has none (built-in layers)."""
+        return self.folder / self.custom_code.file if self.custom_code else None
 
     @property
     def weights_path(self) -> Path | None:
@@ -236,6 +258,9 @@ def _parse(data: Any, folder: Path) -> ModelSpec:
         cam = CamSpec(cam_method, *layers)
 
     wfile, sha = _weights(data) if backend == "keras" else ("", "")
+    custom = _custom_code(data) if backend == "keras" else None
+    if backend != "keras" and "custom_code" in data:
+        raise ModelSpecError("a classical model has no 'custom_code'")
     post = _postprocessing(data, task)
 
     return ModelSpec(
@@ -260,6 +285,7 @@ def _parse(data: Any, folder: Path) -> ModelSpec:
         method=method,
         batch_size=batch_size,
         postprocessing=post,
+        custom_code=custom,
     )
 
 
@@ -306,12 +332,40 @@ def _weights(data: Mapping) -> tuple[str, str]:
     wfile = _get(w, "file", str)
     if Path(wfile).name != wfile or wfile.startswith("."):
         raise ModelSpecError(f"weights.file {wfile!r} must be a file name inside the model folder")
+    if wfile.lower().endswith(PICKLE_SUFFIXES):
+        raise ModelSpecError(
+            f"weights.file {wfile!r} is a pickle-based format: reading it can run code, so "
+            "radview never loads it (save the model as .keras)"
+        )
     if not wfile.endswith(WEIGHT_SUFFIXES):
         raise ModelSpecError(f"weights.file {wfile!r} must end in .keras or .h5")
     sha = _get(w, "sha256", str).lower()
     if not _SHA256.match(sha):
         raise ModelSpecError("weights.sha256 must be 64 hexadecimal digits")
     return wfile, sha
+
+
+def _custom_code(data: Mapping) -> CustomCode | None:
+    """``custom_code``: ``{"file": "custom_layers.py", "sha256": "<64 hex>", "classes": [...]}``."""
+    if data.get("custom_code") is None:
+        return None
+    c = _get(data, "custom_code", dict)
+    extra = set(c) - {"file", "sha256", "classes"}
+    if extra:
+        raise ModelSpecError(f"custom_code: unknown field(s) {', '.join(sorted(extra))}")
+    cfile = _get(c, "file", str)
+    if Path(cfile).name != cfile or cfile.startswith(".") or not cfile.endswith(".py"):
+        raise ModelSpecError(
+            f"custom_code.file {cfile!r} must be a .py file name inside the model folder"
+        )
+    sha = _get(c, "sha256", str).lower()
+    if not _SHA256.match(sha):
+        raise ModelSpecError("custom_code.sha256 must be 64 hexadecimal digits")
+    classes = _strings(_get(c, "classes", list), "custom_code.classes")
+    bad = [n for n in classes if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", n)]
+    if not classes or bad:
+        raise ModelSpecError("custom_code.classes must name the Python classes the file defines")
+    return CustomCode(cfile, sha, classes)
 
 
 def _postprocessing(data: Mapping, task: str) -> tuple[dict, ...]:

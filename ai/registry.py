@@ -11,7 +11,9 @@ so a site can install an update without rebuilding the application):
 Each model is a folder holding ``model.json`` (see ``resources/models/README.md``). Folders
 whose model.json is bad are left out of :meth:`Registry.list_models` and their one-line
 problem is kept in :attr:`Registry.problems` (and raised by :meth:`Registry.get`).
-The weights' sha256 is checked by :func:`verify_weights` before any loading.
+The weights' sha256 is checked by :func:`verify_weights` before any loading; a model whose
+loading would run code (custom layers, Lambda) also needs the user's trust (:mod:`ai.trust`).
+:meth:`Registry.source` says where a model comes from: ``builtin`` (shipped) or ``user``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ class UnknownModelError(LookupError):
         return str(self.args[0]) if self.args else ""
 
 
+class ModelUnusableError(UnknownModelError):
+    """The model's folder exists but its model.json cannot be used (the message says why)."""
+
+
 class WeightsError(RuntimeError):
     """The weights file is missing or is not the one model.json names (sha256)."""
 
@@ -44,6 +50,12 @@ def shipped_models_dir() -> Path:
     if bundle:
         return Path(bundle) / "resources" / "models"
     return Path(__file__).resolve().parent.parent / "resources" / "models"
+
+
+def is_shipped(folder: str | Path) -> bool:
+    """True when ``folder`` (a model folder) lies in the shipped ``resources/models``."""
+    shipped = os.path.realpath(shipped_models_dir())
+    return os.path.realpath(os.path.dirname(os.path.abspath(folder))) == shipped
 
 
 def user_models_dirs() -> list[Path]:
@@ -81,6 +93,10 @@ class Registry:
                     continue
                 self._specs[spec.name] = spec
 
+    def source(self, spec: ModelSpec) -> str:
+        """``builtin`` for a model shipped with radview, ``user`` for the others."""
+        return "builtin" if is_shipped(spec.folder) else "user"
+
     def list_models(self, task: str | None = None) -> list[ModelSpec]:
         """Usable models sorted by name (optionally of one task)."""
         specs = sorted(self._specs.values(), key=lambda s: s.name)
@@ -96,7 +112,7 @@ class Registry:
             return spec
         for path, problem in self.problems.items():
             if Path(path).parent.name == name:
-                raise UnknownModelError(f"model {name!r} cannot be used: {problem}")
+                raise ModelUnusableError(f"model {name!r} cannot be used: {problem}")
         available = ", ".join(self.names()) or "none installed"
         raise UnknownModelError(f"unknown model {name!r} (available: {available})")
 

@@ -6,7 +6,10 @@ only in the AI process (never in the viewer's: VTK's Mesa and TensorFlow's LLVM 
 Safety: weights are loaded with ``keras.models.load_model(path, compile=False,
 safe_mode=True)`` after the architecture in the file has been checked to use built-in Keras
 layers only; ``Lambda`` layers and custom (registered or not) classes are refused, because
-deserialising them can run code from the file.
+deserialising them can run code from the file. A model the user trusts (:mod:`ai.trust`)
+may use the classes of its custom code file, which is then run here (in the AI process,
+never the viewer's) from the exact bytes that were hashed; a trusted model with Lambda
+layers loads with ``safe_mode=False`` (its weights' sha256 is part of the trust).
 
 Arrays: batches are (n, height, width, channels) float32, channels-last; CAMs are returned
 on the conv layer's grid (h, w), 0..1 (see :mod:`ai.cam`).
@@ -15,20 +18,33 @@ on the conv layer's grid (h, w), 0..1 (see :mod:`ai.cam`).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import re
 import sys
-import zipfile
+import types
 from pathlib import Path
 
 import numpy as np
 
 from ai import cam as cam_math
+from ai.model_file import (
+    LAMBDA_LAYERS,
+    MODEL_CLASSES,
+    REFUSED_LAYERS,
+    ModelFileError,
+    ModelFileReport,
+    custom_name,
+    inspect_config,
+    iter_objects,
+    layer_entries,
+    read_architecture,
+)
 
 #: model classes allowed besides the layers of ``keras.layers``
-_MODEL_CLASSES = {"Functional", "Sequential", "Model"}
-#: built-in layers refused anyway: they run Python code or load foreign graphs
-_REFUSED_LAYERS = {"Lambda", "TFSMLayer"}
+_MODEL_CLASSES = set(MODEL_CLASSES)
+#: built-in layers refused unless trusted (Lambda) or always (TFSMLayer): they run Python
+#: code stored in the file or load foreign graphs
+_REFUSED_LAYERS = {*LAMBDA_LAYERS, *REFUSED_LAYERS}
 
 _state: dict = {"configured": False, "device": "CPU"}
 
@@ -96,59 +112,91 @@ def device_name() -> str:
 # ----------------------------------------------------------------------------- safety
 
 
-def _architecture(path: Path) -> dict:
-    """The model config stored in a .keras zip or a legacy .h5 file."""
-    try:
-        if path.suffix == ".keras":
-            with zipfile.ZipFile(path) as z:
-                return json.loads(z.read("config.json"))
-        import h5py  # comes with Keras
-
-        with h5py.File(path, "r") as f:
-            raw = f.attrs.get("model_config")
-            if raw is None:
-                raise ModelLoadError(f"{path.name} holds weights only, no model architecture")
-            return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-    except ModelLoadError:
-        raise
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise ModelLoadError(f"{path.name} is not a readable Keras model file ({exc})") from None
+def _is_builtin(keras, layer: dict) -> bool:
+    cls = str(layer.get("class_name"))
+    if cls in _MODEL_CLASSES:
+        return True
+    return isinstance(getattr(keras.layers, cls, None), type) and cls not in _REFUSED_LAYERS
 
 
-def _layer_configs(node):
-    """Every layer entry of a model config, nested models included."""
-    config = node.get("config") if isinstance(node, dict) else None
-    if isinstance(config, dict):
-        layers = config.get("layers")
-        if isinstance(layers, list):
-            for layer in layers:
-                if isinstance(layer, dict):
-                    yield layer
-                    yield from _layer_configs(layer)
+def check_architecture(path: str | Path, trusted=None) -> ModelFileReport:
+    """Refuse models whose objects are not built-in Keras ones; return the file's report.
 
-
-def check_architecture(path: str | Path) -> None:
-    """Refuse models whose layers are not built-in Keras layers (Lambda, custom classes)."""
+    Without ``trusted`` (an :class:`ai.trust.TrustedCode`) only built-in Keras layers and
+    objects pass: Lambda layers and custom classes (registered or not) are refused. With
+    it, the classes it names and (``allow_lambda``) Lambda layers pass too.
+    """
     keras = _keras()
     path = Path(path)
-    config = _architecture(path)
+    try:
+        kind, config = read_architecture(path)
+        report = inspect_config(config, path, kind)
+    except ModelFileError as exc:
+        raise ModelLoadError(str(exc)) from None
     top = config.get("class_name")
     if top not in _MODEL_CLASSES:
         raise ModelLoadError(f"{path.name}: model class {top!r} is not a built-in Keras model")
-    for layer in _layer_configs(config):
-        cls = str(layer.get("class_name"))
-        module = layer.get("module")
-        name = layer.get("config", {}).get("name", "?")
-        builtin = (
-            cls in _MODEL_CLASSES
-            or (isinstance(getattr(keras.layers, cls, None), type) and cls not in _REFUSED_LAYERS)
-        )
-        foreign = bool(module) and not str(module).startswith("keras")
-        if not builtin or layer.get("registered_name") or foreign:
+    allowed = set(trusted.classes) if trusted is not None else set()
+    allow_lambda = trusted is not None and trusted.allow_lambda
+    layer_ids = {id(entry) for entry in layer_entries(config)}
+    for obj in iter_objects(config.get("config")):
+        cls = str(obj.get("class_name"))
+        if cls == "__lambda__":
+            continue  # the Lambda layer holding it is judged below
+        name = obj.get("config", {}).get("name", "?") if isinstance(obj.get("config"),
+                                                                    dict) else "?"
+        custom = custom_name(obj)
+        is_layer = id(obj) in layer_ids or cls in _REFUSED_LAYERS
+        if custom is not None:
+            if custom in allowed or custom.rsplit(">", 1)[-1] in allowed:
+                continue
+        elif cls in LAMBDA_LAYERS and allow_lambda:
+            continue
+        elif not is_layer or _is_builtin(keras, obj):
+            continue
+        if trusted is not None and cls not in LAMBDA_LAYERS and cls not in _REFUSED_LAYERS:
             raise ModelLoadError(
-                f"{path.name}: layer {name!r} of class {cls!r} is not a built-in Keras layer; "
-                "models with custom or Lambda layers are refused (safe mode)"
+                f"{path.name}: {'layer' if is_layer else 'object'} {name!r} of class "
+                f"{custom or cls!r} is not a built-in Keras layer nor one of the trusted custom "
+                f"classes ({', '.join(sorted(allowed)) or 'none'}); refused"
             )
+        raise ModelLoadError(
+            f"{path.name}: layer {name!r} of class {custom or cls!r} is not a built-in Keras "
+            "layer; models with custom or Lambda layers are refused (safe mode) unless you "
+            "trust them"
+        )
+    return report
+
+
+def _import_custom_code(trusted) -> dict:
+    """Run a trusted model's custom code (the bytes that were hashed) as a fresh module and
+    return the custom objects for Keras: each class by its name and its registered name."""
+    keras = _keras()
+    module_name = f"radview_custom_{re.sub(r'[^0-9a-zA-Z_]', '_', trusted.name)}_" \
+                  f"{trusted.code_sha256[:16]}"
+    module = sys.modules.get(module_name)
+    if module is None:
+        module = types.ModuleType(module_name)
+        module.__file__ = str(trusted.code_path)
+        sys.modules[module_name] = module
+        try:
+            exec(compile(trusted.code, str(trusted.code_path), "exec"), module.__dict__)  # noqa: S102 - trusted by the user (ai.trust)
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's code: any error
+            del sys.modules[module_name]
+            raise ModelLoadError(
+                f"{trusted.code_path.name} failed when imported: {type(exc).__name__}: "
+                f"{(str(exc).strip().splitlines() or [''])[0][:200]}"
+            ) from None
+    objects = {}
+    for cls_name in trusted.classes:
+        obj = getattr(module, cls_name, None)
+        if obj is None:
+            raise ModelLoadError(f"{trusted.code_path.name} defines no {cls_name!r} "
+                                 "(listed in model.json custom_code.classes)")
+        objects[cls_name] = obj
+        registered = keras.saving.get_registered_name(obj)
+        objects[registered] = obj
+    return objects
 
 
 # ----------------------------------------------------------------------------- model
@@ -274,17 +322,21 @@ class KerasModel:
         return run
 
 
-def load_model(path: str | Path, name: str = "") -> KerasModel:
+def load_model(path: str | Path, name: str = "", trusted=None) -> KerasModel:
     """Load a .keras (or legacy .h5) model in safe mode; compile=False.
 
     Check the sha256 first (:func:`ai.registry.verify_weights`): this function trusts the
-    file's identity and only checks that its architecture is built from Keras layers.
+    file's identity and only checks that its architecture is built from Keras layers, or
+    from the classes of ``trusted`` (:func:`ai.trust.grant`), whose code it then runs.
     """
     path = Path(path)
-    check_architecture(path)
+    report = check_architecture(path, trusted)
     keras = _keras()
+    custom_objects = _import_custom_code(trusted) if trusted is not None and trusted.code else None
+    safe = not (trusted is not None and trusted.allow_lambda and report.lambdas)
     try:
-        model = keras.models.load_model(path, compile=False, safe_mode=True)
+        model = keras.models.load_model(path, custom_objects=custom_objects, compile=False,
+                                        safe_mode=safe)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types; report one line
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelLoadError(f"{path.name} cannot be loaded: {text[:300]}") from None

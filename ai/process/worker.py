@@ -17,7 +17,9 @@ import traceback
 
 import numpy as np
 
+from ai import trust
 from ai.classify import Cancelled, classify_image
+from ai.model_file import ModelFileError, inspect_model_file
 from ai.model_spec import ModelSpec, ModelSpecError
 from ai.process import protocol as p
 from ai.registry import UnknownModelError, WeightsError, verify_weights
@@ -42,6 +44,7 @@ class Worker:
         self.cancelled = ""  # why the running request stops ("" while it runs on)
         self.device = ""  # of the last network model loaded
         self.devices: dict[str, str] = {}  # model name -> where it runs
+        self.granted: dict[str, trust.TrustedCode] = {}  # trusted models loaded, by name
 
     # -- plumbing --------------------------------------------------------------------------
     def send(self, message) -> None:
@@ -76,9 +79,12 @@ class Worker:
             and cached[0].weights_path == spec.weights_path
             and (cached[0].weights_sha256 == spec.weights_sha256)
             and cached[0].method == spec.method
+            and cached[0].custom_code == spec.custom_code
+            and self._still_trusted(spec)
         ):
             return cached[1]
         self.models.pop(spec.name, None)
+        self.granted.pop(spec.name, None)
         if spec.is_classical:  # a radview function: no weights, no TensorFlow
             model = classical_model(spec)
             self.models[spec.name] = (spec, model)
@@ -86,15 +92,25 @@ class Worker:
             return model
         self.progress(0.05, f"loading model {spec.name}")
         path = verify_weights(spec)  # sha256 before any byte is deserialised
+        report = inspect_model_file(path)  # damaged, pickle, wrong kind: refused here
+        granted = trust.grant(spec, report)  # custom code or Lambda: only if the user trusts it
         from ai.backends import backend_for  # TensorFlow is imported here, the first time
 
         backend = backend_for(spec.weights_file)
-        model = backend.load_model(path, spec.name)
+        model = backend.load_model(path, spec.name, trusted=granted)
+        if granted is not None:
+            self.granted[spec.name] = granted
         self.device = backend.device_name()
         self.devices[spec.name] = self.device
         self.models[spec.name] = (spec, model)
         self.check_cancel()
         return model
+
+    def _still_trusted(self, spec: ModelSpec) -> bool:
+        """A loaded model that needed trust is reused only while the trust store still
+        holds that trust (``radview models untrust`` takes effect at the next request)."""
+        granted = self.granted.get(spec.name)
+        return granted is None or trust.still_trusted(granted, spec.weights_sha256)
 
     def helper(self, name: str):
         spec = self.specs.get(name)
@@ -208,7 +224,8 @@ class Worker:
                 reply = p.Result(self.request_id, value)
             except Cancelled as exc:
                 reply = p.Error(self.request_id, p.CANCELLED, _one_line(exc))
-            except (WeightsError, ModelSpecError, UnknownModelError) as exc:
+            except (WeightsError, ModelSpecError, UnknownModelError, ModelFileError,
+                    trust.TrustError) as exc:
                 reply = p.Error(self.request_id, p.MODEL, _one_line(exc))
             except Exception as exc:  # noqa: BLE001 - every failure goes back as one message
                 reply = self._classify_failure(exc)

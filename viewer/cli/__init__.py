@@ -29,6 +29,7 @@ from viewer.cli.anonymize import add_parser as add_anonymize_parser
 from viewer.cli.anonymize import cmd_anonymize
 from viewer.cli.files import SCREENSHOT_LAYOUTS, cmd_convert, cmd_info, cmd_screenshot, format_table
 from viewer.cli.inputs import PROG, UsageError
+from viewer.cli.models import add_models_parser
 
 __all__ = [
     "PROG",
@@ -47,7 +48,7 @@ __all__ = [
     "main",
 ]
 
-SUBCOMMANDS = ("info", "convert", "screenshot", "classify", "segment", "anonymize")
+SUBCOMMANDS = ("info", "convert", "screenshot", "classify", "segment", "anonymize", "models")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         "<stem>-2... when two inputs share a stem)",
     )
     seg.set_defaults(func=cmd_segment)
+    add_models_parser(sub)
     add_anonymize_parser(sub)
     return parser
 
