@@ -19,6 +19,8 @@ What :meth:`Anonymizer.anonymize_dataset` does, recursively into every sequence 
   *sequence* under ``X/D`` or ``X/Z/D`` is removed (those are Type 3 sequences of codes that
   would otherwise keep identifying content); ``D`` on a sequence keeps it and cleans its
   items; ``X/Z/U*`` (Referenced/Source Image Sequence) is kept with its UIDs replaced.
+* Text Value (0040,A160), the free text of structured content items, gets a dummy: the
+  table keeps it, but its Content Sequence is ``D`` (dummy content);
 * Patient's Name and Patient ID become the patient's pseudonym ``ANON-<10 hex>`` (the
   profile allows a dummy for ``Z``; both are Type 2 and stay present);
 * private attributes are removed, and so are the retired curve groups ``(50xx,eeee)``, the
@@ -60,7 +62,7 @@ _TEXT_VRS = {"AE", "AS", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"}
 _INT_VRS = {"US", "SS", "UL", "SL", "UV", "SV"}
 _FLOAT_VRS = {"FL", "FD"}
 _BIRTH = {0x00100030, 0x00100032}  # Patient's Birth Date/Time: not kept by keep_dates
-_PATIENT_NAME, _PATIENT_ID = 0x00100010, 0x00100020
+_PATIENT_NAME, _PATIENT_ID, _TEXT_VALUE = 0x00100010, 0x00100020, 0x0040A160
 #: (code value, meaning) of CID 7050 De-identification Methods
 CODE_BASIC = ("113100", "Basic Application Confidentiality Profile")
 CODE_FULL_DATES = ("113106", "Retain Longitudinal Temporal Information Full Dates Option")
@@ -161,7 +163,8 @@ class Anonymizer:
         pname = str(ds.get("PatientName", "") or "")
         pseudonym = self.pseudonym(pid, pname)
         self._clean(ds, pseudonym)
-        ds.PatientName = ds.PatientID = pseudonym  # Type 2: present even if it was not
+        ds.PatientName = pseudonym + "^"  # family name = pseudonym; Type 2: always present
+        ds.PatientID = pseudonym
         self._mark(ds)
         meta = getattr(ds, "file_meta", None)
         if meta is not None:
@@ -183,6 +186,8 @@ class Anonymizer:
     def _action(self, tag: int, vr: str) -> str | None:
         if tag in (_PATIENT_NAME, _PATIENT_ID):
             return "P"  # pseudonym
+        if tag == _TEXT_VALUE:
+            return "D"  # free text of a content item: its Content Sequence is D (dummy)
         action = action_for(tag)
         if action is None:
             return None
@@ -224,7 +229,7 @@ class Anonymizer:
             if action == "X":
                 del ds[tag]
             elif action == "P":
-                elem.value = pseudonym
+                elem.value = pseudonym + "^" if elem.VR == "PN" else pseudonym
             elif action == "Z":
                 elem.value = Sequence() if elem.VR == "SQ" else None
             elif action == "U":
@@ -259,6 +264,8 @@ class Anonymizer:
             return 0.0
         if vr == "AS":
             return "000D"
+        if vr == "PN":
+            return DUMMY_TEXT + "^"  # family name only (dciodvfy flags a bare word)
         if vr in _TEXT_VRS:
             return DUMMY_TEXT
         if vr == "AT":
