@@ -14,9 +14,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pydicom
 from pydicom.pixels import apply_modality_lut
 
+from viewer.core.dicom.headers import read_header_dataset
+from viewer.core.dicom.limits import check_memory
 from viewer.core.dicom.pixels import decode_plane
 from viewer.core.dicom.series import Stack
 from viewer.core.volume import Volume
@@ -68,6 +69,17 @@ def output_dtype(stack: Stack) -> np.dtype:
     return np.dtype(np.int16)
 
 
+def volume_bytes(stack: Stack, dtype: np.dtype) -> int:
+    """Bytes of the array :func:`load_stack` allocates for ``stack`` in ``dtype``."""
+    return int(np.prod(stack.shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def _dims(shape) -> str:
+    """Columns×rows×slices (and ×3 for colour), as the CLI prints sizes."""
+    text = "×".join(str(v) for v in reversed(shape[:3]))
+    return text + " RGB" if len(shape) == 4 else text
+
+
 def load_stack(
     stack: Stack,
     progress: Callable[[int, int], None] | None = None,
@@ -81,10 +93,16 @@ def load_stack(
     planes hold the GIL while decoding, so with ``processes`` > 1 they are decoded by that
     many forked processes writing into one shared anonymous mapping (no copies); only
     callers without GUI threads (the CLI) should ask for processes.
+
+    Before anything is allocated the volume's size is compared with the memory free on
+    this machine (:func:`~viewer.core.dicom.limits.check_memory`): a series that would not
+    fit raises :class:`~viewer.core.dicom.limits.LimitError` with the sizes in its message.
+    ``cancelled()`` is polled after every plane (``LoadCancelled``).
     """
     if stack.error:
         raise ValueError(stack.error)
     dtype = output_dtype(stack)
+    check_memory(volume_bytes(stack, dtype), f"this series ({_dims(stack.shape)} {dtype})")
     try:
         array = _decode_all(stack, dtype, progress, cancelled, workers, processes)
     except _Overflow:
@@ -123,14 +141,12 @@ def _decode_into(stack: Stack, out: np.ndarray, k: int) -> None:
         raise ValueError(f"{os.path.basename(s.file.path)}: {msg}") from exc
     if raw.shape != target.shape:
         raise ValueError(
-            f"{os.path.basename(s.file.path)}: decoded shape {raw.shape}, "
-            f"expected {target.shape}"
+            f"{os.path.basename(s.file.path)}: decoded shape {raw.shape}, expected {target.shape}"
         )
     if stack.components == 3:
         target[...] = raw
     elif s.file.has_modality_lut:
-        ds = pydicom.dcmread(s.file.path, stop_before_pixels=True, force=True)
-        target[...] = apply_modality_lut(raw, ds)
+        target[...] = apply_modality_lut(raw, read_header_dataset(s.file.path))
     elif out.dtype.kind in "iu":
         info = np.iinfo(out.dtype)
         lo, hi = int(raw.min()), int(raw.max())

@@ -4,16 +4,31 @@ Native little-endian grayscale data is read straight from the file at the offset
 during the header scan (no dataset parse, one buffer). Everything else — compressed
 syntaxes (JPEG baseline/lossless, JPEG-LS, JPEG 2000, RLE via pylibjpeg and gdcm),
 big-endian, deflated, colour and palette images — goes through pydicom's pixel pipeline.
+
+Nothing is decoded past what the header declares: a compressed frame whose codestream
+claims another size is refused before a decoder sees it (:mod:`~viewer.core.dicom.codestream`),
+a deflated dataset is inflated at most to its declared pixel size
+(:mod:`~viewer.core.dicom.inflate`), and every failure is one :class:`DecodeError`.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pydicom
+from pydicom.encaps import get_frame
 from pydicom.pixels import apply_color_lut
 from pydicom.pixels import pixel_array as pydicom_pixel_array
 
-from viewer.core.dicom.scan import FileHeader
+from viewer.core.dicom.codestream import J2K_SYNTAXES, JPEG_SYNTAXES, check_frame
+from viewer.core.dicom.headers import DEFLATED_SYNTAX, read_header_dataset
+from viewer.core.dicom.inflate import read_deflated
+from viewer.core.dicom.limits import MAX_HEADER_BYTES, LimitError, pixel_bytes
+from viewer.core.dicom.records import FileHeader
+
+_CHECKED = JPEG_SYNTAXES | J2K_SYNTAXES
+
+
+class DecodeError(ValueError):
+    """A plane could not be decoded; the message is one line, fit to show a user."""
 
 
 def _native_dtype(f: FileHeader) -> np.dtype | None:
@@ -40,14 +55,39 @@ def decode_plane(f: FileHeader, frame: int, into: np.ndarray | None = None) -> n
 
     Colour data comes back as RGB (YBR converted, palette applied). When ``into`` is given
     and the file holds exactly that dtype uncompressed, the bytes are read straight into it
-    and ``into`` is returned. Raises on any decoding problem; callers report the message.
+    and ``into`` is returned. Any decoding problem raises :class:`DecodeError` (a
+    :class:`LimitError` when the data claims more than its header), with a one-line message;
+    ``MemoryError`` passes through.
     """
+    if not 0 <= frame < max(1, f.number_of_frames):
+        raise DecodeError(f"frame {frame + 1} asked of an image with {f.number_of_frames}")
+    try:
+        arr = _decode(f, frame, into)
+    except (DecodeError, LimitError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - decoders raise anything on bad data
+        raise DecodeError(_one_line(exc)) from exc
+    expected = (f.rows, f.columns) if arr.ndim == 2 else (f.rows, f.columns, 3)
+    if arr.shape != expected:
+        raise DecodeError(
+            f"decoded plane is {'×'.join(map(str, arr.shape))}, the header says "
+            f"{'×'.join(map(str, expected))}"
+        )
+    return arr
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
+def _decode(f: FileHeader, frame: int, into: np.ndarray | None) -> np.ndarray:
     dtype = _native_dtype(f)
     if f.is_native and dtype is not None:
         count = f.rows * f.columns
         nbytes = count * dtype.itemsize
         if f.pixel_length is not None and f.pixel_length < (frame + 1) * nbytes:
-            raise ValueError(
+            raise DecodeError(
                 f"pixel data too short: {f.pixel_length} bytes, expected "
                 f"{f.number_of_frames * nbytes}"
             )
@@ -61,14 +101,20 @@ def decode_plane(f: FileHeader, frame: int, into: np.ndarray | None = None) -> n
         with open(f.path, "rb") as fh:
             fh.seek(f.pixel_offset + frame * nbytes)
             if fh.readinto(memoryview(arr).cast("B")) != nbytes:
-                raise ValueError("file truncated inside its pixel data")
+                raise DecodeError("file truncated inside its pixel data")
         return arr if direct else _fix_bits_stored(arr, f)
-    index = frame if f.number_of_frames > 1 else None
-    if f.transfer_syntax == "1.2.840.10008.1.2.1.99":  # deflated: pydicom needs the dataset
-        ds = pydicom.dcmread(f.path)
+    if f.transfer_syntax == DEFLATED_SYNTAX:  # pydicom needs the dataset: inflate, bounded
+        declared = pixel_bytes(f.rows, f.columns, f.samples, f.bits_allocated, f.number_of_frames)
+        ds, _ = read_deflated(f.path, MAX_HEADER_BYTES + declared, stop_before_pixels=False)
         arr = ds.pixel_array
         arr = arr[frame] if f.number_of_frames > 1 else arr
         return apply_color_lut(arr, _palette_header(f)) if _is_palette(f) else arr
+    if f.frames_offset is not None and f.transfer_syntax in _CHECKED:  # size check first
+        with open(f.path, "rb") as fh:
+            fh.seek(f.frames_offset)
+            data = get_frame(fh, frame, number_of_frames=f.number_of_frames)
+        check_frame(data, f.transfer_syntax, f.rows, f.columns, f.samples, frame)
+    index = frame if f.number_of_frames > 1 else None
     # the scan's syntax also covers files without a File Meta header (ACR-NEMA style)
     options = {"transfer_syntax_uid": f.transfer_syntax} if f.transfer_syntax else {}
     arr = pydicom_pixel_array(f.path, index=index, **options)
@@ -85,7 +131,7 @@ def _palette_header(f: FileHeader):
     pydicom 3.0's apply_color_lut reads non-segmented LUT data (OW) as little endian even in
     big-endian files (OBXXXX1A_expb.dcm came out with every entry byte-swapped).
     """
-    ds = pydicom.dcmread(f.path, stop_before_pixels=True, force=True)
+    ds = read_header_dataset(f.path)
     if f.transfer_syntax == "1.2.840.10008.1.2.2":
         for colour in ("Red", "Green", "Blue", "Alpha"):
             data = f"{colour}PaletteColorLookupTableData"

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from viewer.core.dicom.scan import Skipped, SliceHeader
+from viewer.core.dicom.limits import MAX_VOXELS, fmt_bytes
+from viewer.core.dicom.records import Skipped, SliceHeader
 from viewer.core.geometry import VolumeGeometry
 
 POSITION_TOL_MM = 1e-3
-MAX_VOXELS = 4 * 1024**3  # refuse stacks claiming more than 4 G voxels up front
+__all__ = ["MAX_VOXELS", "POSITION_TOL_MM", "Stack", "plan_stacks"]
 
 
 @dataclass
@@ -131,6 +132,7 @@ def _build(series_uid: str, group: list[SliceHeader]) -> list[Stack]:
         return [_build_unpositioned(series_uid, group)]
     row, col, normal = _normal(group[0].orientation)
     dist = {id(s): float(np.dot(s.position, normal)) for s in group}
+
     def tie(s):
         return (
             s.echo_number or 0,
@@ -238,7 +240,11 @@ def _checked(stack: Stack) -> Stack:
     if f.rows <= 0 or f.columns <= 0:
         stack.error = f"invalid image size {f.rows}x{f.columns}"
     elif voxels > MAX_VOXELS:
-        stack.error = f"image claims {voxels:.3g} voxels, more than radview will load"
+        dims = "×".join(str(v) for v in reversed(stack.shape[:3]))
+        stack.error = (
+            f"claims {dims} voxels ({voxels:.3g}, at least {fmt_bytes(voxels)}); larger than "
+            f"radview's limit of {MAX_VOXELS:.3g} voxels a series"
+        )
     elif f.bits_allocated not in (1, 8, 16, 32, 64):
         stack.error = f"unsupported BitsAllocated {f.bits_allocated}"
     return stack
