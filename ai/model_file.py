@@ -81,8 +81,9 @@ def file_kind(path: Path) -> str:
             f"{path.name} is a Python pickle, not a Keras model: reading a pickle can run "
             "code, so radview never loads it"
         )
-    raise ModelFileError(f"{path.name} is not a readable Keras model file (neither a .keras "
-                         "zip nor an HDF5 file)")
+    raise ModelFileError(
+        f"{path.name} is not a readable Keras model file (neither a .keras zip nor an HDF5 file)"
+    )
 
 
 def read_architecture(path: str | Path) -> tuple[str, dict]:
@@ -91,17 +92,21 @@ def read_architecture(path: str | Path) -> tuple[str, dict]:
     kind = file_kind(path)
     suffix = path.suffix.lower()
     if kind == "h5" and suffix == ".keras":
-        raise ModelFileError(f"{path.name} is a legacy HDF5 (.h5) model, not a Keras 3 zip: "
-                             "name the file .h5 (and in model.json)")
+        raise ModelFileError(
+            f"{path.name} is a legacy HDF5 (.h5) model, not a Keras 3 zip: "
+            "name the file .h5 (and in model.json)"
+        )
     if kind == "keras" and suffix == ".h5":
-        raise ModelFileError(f"{path.name} is a Keras 3 zip, not HDF5: name the file .keras "
-                             "(and in model.json)")
+        raise ModelFileError(
+            f"{path.name} is a Keras 3 zip, not HDF5: name the file .keras (and in model.json)"
+        )
     raw = _zip_config(path) if kind == "keras" else _h5_config(path)
     try:
         config = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{path.name}: the stored architecture is not valid JSON ({exc})"
-                             [:300]) from None
+        raise ModelFileError(
+            f"{path.name}: the stored architecture is not valid JSON ({exc})"[:300]
+        ) from None
     if not isinstance(config, dict):
         raise ModelFileError(f"{path.name}: the stored architecture is not a model config")
     return kind, config
@@ -113,13 +118,16 @@ def _zip_config(path: Path) -> bytes:
             names = z.namelist()
             for name in names:
                 if name.lower().endswith(PICKLE_SUFFIXES):
-                    raise ModelFileError(f"{path.name} holds a Python pickle ({name}): reading "
-                                         "it can run code, so radview never loads it")
+                    raise ModelFileError(
+                        f"{path.name} holds a Python pickle ({name}): reading "
+                        "it can run code, so radview never loads it"
+                    )
                 if name.startswith(("/", "\\")) or ".." in Path(name).parts:
                     raise ModelFileError(f"{path.name} holds a file outside the archive ({name})")
             if "config.json" not in names:
-                raise ModelFileError(f"{path.name} is a zip without config.json: not a Keras "
-                                     "model file")
+                raise ModelFileError(
+                    f"{path.name} is a zip without config.json: not a Keras model file"
+                )
             if z.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
                 raise ModelFileError(f"{path.name}: config.json is too large")
             if "model.weights.h5" not in names and "model.weights.npz" not in names:
@@ -132,8 +140,9 @@ def _zip_config(path: Path) -> bytes:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         raise ModelFileError(
-            f"{path.name} is not a readable Keras model file: damaged or truncated zip ({exc})"
-            [:300]
+            f"{path.name} is not a readable Keras model file: damaged or truncated zip ({exc})"[
+                :300
+            ]
         ) from None
 
 
@@ -141,8 +150,9 @@ def _h5_config(path: Path) -> bytes | str:
     try:
         import h5py  # comes with Keras; no TensorFlow
     except ImportError:
-        raise ModelFileError(f"{path.name}: cannot read HDF5 files (h5py is not installed)") \
-            from None
+        raise ModelFileError(
+            f"{path.name}: cannot read HDF5 files (h5py is not installed)"
+        ) from None
     try:
         with h5py.File(path, "r") as f:
             raw = f.attrs.get("model_config")
@@ -155,8 +165,9 @@ def _h5_config(path: Path) -> bytes | str:
         raise
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise ModelFileError(
-            f"{path.name} is not a readable Keras model file: damaged or truncated HDF5 ({exc})"
-            [:300]
+            f"{path.name} is not a readable Keras model file: damaged or truncated HDF5 ({exc})"[
+                :300
+            ]
         ) from None
 
 

@@ -334,8 +334,8 @@ def _weights(data: Mapping) -> tuple[str, str]:
         raise ModelSpecError(f"weights.file {wfile!r} must be a file name inside the model folder")
     if wfile.lower().endswith(PICKLE_SUFFIXES):
         raise ModelSpecError(
-            f"weights.file {wfile!r} is a pickle-based format: reading it can run code, so "
-            "radview never loads it (save the model as .keras)"
+            f"weights.file {wfile!r} must end in .keras or .h5: it is a pickle-based format, "
+            "and reading a pickle can run code, so radview never loads one"
         )
     if not wfile.endswith(WEIGHT_SUFFIXES):
         raise ModelSpecError(f"weights.file {wfile!r} must end in .keras or .h5")

@@ -96,8 +96,10 @@ class TrustStore:
         except OSError as exc:
             raise TrustError(f"trust store {self.path} cannot be read: {exc}") from None
         if os.name == "posix" and st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise TrustError(f"trust store {self.path} is writable by other users; not used "
-                             "(run: chmod go-w on it)")
+            raise TrustError(
+                f"trust store {self.path} is writable by other users; not used "
+                "(run: chmod go-w on it)"
+            )
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             models = data["models"]
@@ -117,8 +119,9 @@ class TrustStore:
                 for name, r in models.items()
             }
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise TrustError(f"trust store {self.path} is damaged ({exc}); fix or delete it"
-                             [:300]) from None
+            raise TrustError(
+                f"trust store {self.path} is damaged ({exc}); fix or delete it"[:300]
+            ) from None
 
     def records(self) -> dict[str, TrustRecord]:
         return self._read()
@@ -130,8 +133,10 @@ class TrustStore:
         from viewer.core.export.atomic import write_bytes_atomic
 
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        data = {"format": STORE_FORMAT,
-                "models": {n: r.to_json() for n, r in sorted(records.items())}}
+        data = {
+            "format": STORE_FORMAT,
+            "models": {n: r.to_json() for n, r in sorted(records.items())},
+        }
         write_bytes_atomic(self.path, (json.dumps(data, indent=1) + "\n").encode("utf-8"))
 
     def add(self, record: TrustRecord) -> None:
@@ -213,14 +218,18 @@ def consistency_problem(spec: ModelSpec, report: ModelFileReport, shipped: bool)
     if shipped and (report.needs_code or spec.custom_code):
         return "a shipped model must use built-in Keras layers only (no custom code, no Lambda)"
     if report.custom and spec.custom_code is None:
-        return (f"{wfile} needs custom classes ({', '.join(report.custom)}) but the model "
-                "folder ships no custom code (model.json custom_code); refused (safe mode)")
+        return (
+            f"{wfile} needs custom classes ({', '.join(report.custom)}) but the model "
+            "folder ships no custom code (model.json custom_code); refused (safe mode)"
+        )
     if spec.custom_code is not None:
         listed = set(spec.custom_code.classes)
         missing = [n for n in report.custom if n not in listed and _bare(n) not in listed]
         if missing:
-            return (f"{wfile} needs {', '.join(missing)}, which custom_code.classes does not "
-                    "list; refused")
+            return (
+                f"{wfile} needs {', '.join(missing)}, which custom_code.classes does not "
+                "list; refused"
+            )
     return ""
 
 
@@ -231,9 +240,11 @@ def trust_message(spec: ModelSpec, report: ModelFileReport | None = None) -> str
         what.append(f"{spec.custom_code.file} defines {', '.join(spec.custom_code.classes)}")
     if report is not None and report.lambdas:
         what.append(f"Lambda layer(s) {', '.join(report.lambdas)} in {spec.weights_file}")
-    return (f"model {spec.name!r} needs your trust: loading it runs Python code on this "
-            f"computer ({'; '.join(what)}); refused until you trust it "
-            f"(radview models trust {spec.name}, or Models\u2026 in the AI panel)")
+    return (
+        f"model {spec.name!r} needs your trust: loading it runs Python code on this "
+        f"computer ({'; '.join(what)}); refused until you trust it "
+        f"(radview models trust {spec.name}, or Models\u2026 in the AI panel)"
+    )
 
 
 def _code_bytes(spec: ModelSpec) -> tuple[bytes, str]:
@@ -255,12 +266,16 @@ def _code_bytes(spec: ModelSpec) -> tuple[bytes, str]:
 
 
 def _matches(record: TrustRecord | None, weights_sha: str, code_sha: str) -> bool:
-    return (record is not None and record.weights_sha256 == weights_sha
-            and record.code_sha256 == code_sha)
+    return (
+        record is not None
+        and record.weights_sha256 == weights_sha
+        and record.code_sha256 == code_sha
+    )
 
 
-def check_model(spec: ModelSpec, source: str | None = None,
-                store: TrustStore | None = None) -> ModelCheck:
+def check_model(
+    spec: ModelSpec, source: str | None = None, store: TrustStore | None = None
+) -> ModelCheck:
     """``spec``'s integrity and trust state (never raises for a bad model)."""
     shipped = is_shipped(spec.folder) if source is None else source == "builtin"
     check = ModelCheck(spec.name, "builtin" if shipped else "user", spec.folder, spec)
@@ -278,8 +293,10 @@ def check_model(spec: ModelSpec, source: str | None = None,
         return check
     if check.weights_sha256 != spec.weights_sha256:
         check.trust, check.integrity = UNUSABLE, "mismatch"
-        check.problem = (f"weights file {path.name} does not match model.json (sha256 "
-                         f"{check.weights_sha256[:12]}..., expected {spec.weights_sha256[:12]}...)")
+        check.problem = (
+            f"weights file {path.name} does not match model.json (sha256 "
+            f"{check.weights_sha256[:12]}..., expected {spec.weights_sha256[:12]}...)"
+        )
         return check
     try:
         report = inspect_model_file(path)
@@ -323,8 +340,16 @@ def check_registry(registry: Registry, store: TrustStore | None = None) -> list[
     checks = [check_model(spec, registry.source(spec), store) for spec in registry.list_models()]
     for spec_file, problem in registry.problems.items():
         folder = Path(spec_file).parent
-        checks.append(ModelCheck(folder.name, "builtin" if is_shipped(folder) else "user",
-                                 folder, trust=UNUSABLE, integrity="bad-spec", problem=problem))
+        checks.append(
+            ModelCheck(
+                folder.name,
+                "builtin" if is_shipped(folder) else "user",
+                folder,
+                trust=UNUSABLE,
+                integrity="bad-spec",
+                problem=problem,
+            )
+        )
     return sorted(checks, key=lambda c: c.name)
 
 
@@ -363,8 +388,9 @@ class TrustedCode:
     allow_lambda: bool
 
 
-def grant(spec: ModelSpec, report: ModelFileReport,
-          store: TrustStore | None = None) -> TrustedCode | None:
+def grant(
+    spec: ModelSpec, report: ModelFileReport, store: TrustStore | None = None
+) -> TrustedCode | None:
     """For the AI process, after :func:`ai.registry.verify_weights`: None when the model
     needs no trust; the trusted code when the user trusts these exact files; else raises
     TrustError (needs trust), ModelFileError (never loadable) or WeightsError (code file
@@ -389,8 +415,9 @@ def grant(spec: ModelSpec, report: ModelFileReport,
     )
 
 
-def still_trusted(granted: TrustedCode, weights_sha256: str,
-                  store: TrustStore | None = None) -> bool:
+def still_trusted(
+    granted: TrustedCode, weights_sha256: str, store: TrustStore | None = None
+) -> bool:
     """True while the store still holds the record ``granted`` came from (the AI process
     asks before reusing a loaded model: untrusting takes effect at the next request)."""
     try:

@@ -104,7 +104,7 @@ def _keras():
 
 
 def device_name() -> str:
-    """"GPU: <name>" when TensorFlow sees a GPU (memory growth on), else "CPU"."""
+    """ "GPU: <name>" when TensorFlow sees a GPU (memory growth on), else "CPU"."""
     _tf()
     return _state["device"]
 
@@ -143,8 +143,9 @@ def check_architecture(path: str | Path, trusted=None) -> ModelFileReport:
         cls = str(obj.get("class_name"))
         if cls == "__lambda__":
             continue  # the Lambda layer holding it is judged below
-        name = obj.get("config", {}).get("name", "?") if isinstance(obj.get("config"),
-                                                                    dict) else "?"
+        name = (
+            obj.get("config", {}).get("name", "?") if isinstance(obj.get("config"), dict) else "?"
+        )
         custom = custom_name(obj)
         is_layer = id(obj) in layer_ids or cls in _REFUSED_LAYERS
         if custom is not None:
@@ -172,8 +173,9 @@ def _import_custom_code(trusted) -> dict:
     """Run a trusted model's custom code (the bytes that were hashed) as a fresh module and
     return the custom objects for Keras: each class by its name and its registered name."""
     keras = _keras()
-    module_name = f"radview_custom_{re.sub(r'[^0-9a-zA-Z_]', '_', trusted.name)}_" \
-                  f"{trusted.code_sha256[:16]}"
+    module_name = (
+        f"radview_custom_{re.sub(r'[^0-9a-zA-Z_]', '_', trusted.name)}_{trusted.code_sha256[:16]}"
+    )
     module = sys.modules.get(module_name)
     if module is None:
         module = types.ModuleType(module_name)
@@ -191,8 +193,10 @@ def _import_custom_code(trusted) -> dict:
     for cls_name in trusted.classes:
         obj = getattr(module, cls_name, None)
         if obj is None:
-            raise ModelLoadError(f"{trusted.code_path.name} defines no {cls_name!r} "
-                                 "(listed in model.json custom_code.classes)")
+            raise ModelLoadError(
+                f"{trusted.code_path.name} defines no {cls_name!r} "
+                "(listed in model.json custom_code.classes)"
+            )
         objects[cls_name] = obj
         registered = keras.saving.get_registered_name(obj)
         objects[registered] = obj
@@ -249,8 +253,11 @@ class KerasModel:
         return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs)
 
     def predict_with_cam(
-        self, batch: np.ndarray, class_index: int | None = None,
-        conv_layer: str | None = None, dense_layer: str | None = None,
+        self,
+        batch: np.ndarray,
+        class_index: int | None = None,
+        conv_layer: str | None = None,
+        dense_layer: str | None = None,
     ) -> tuple[np.ndarray, np.ndarray, int]:
         """CAM for a conv → GAP → dense model, in one forward pass.
 
@@ -272,7 +279,10 @@ class KerasModel:
         return probs, cam_math.class_activation_map(np.asarray(features)[0], kernel, index), index
 
     def predict_with_gradcam(
-        self, batch: np.ndarray, class_index: int | None = None, conv_layer: str | None = None,
+        self,
+        batch: np.ndarray,
+        class_index: int | None = None,
+        conv_layer: str | None = None,
     ) -> tuple[np.ndarray, np.ndarray, int]:
         """Grad-CAM for any Keras model: d(class score)/d(conv output) with a GradientTape.
 
@@ -284,8 +294,9 @@ class KerasModel:
         conv = self._layer(conv_layer, "conv")
         fn = self._compiled(("gradcam", conv.name), lambda: self._gradcam_fn(conv))
         want = -1 if class_index is None else int(class_index)
-        features, grads, probs, index = fn(np.asarray(batch, dtype=np.float32),
-                                           tf.constant(want, dtype=tf.int32))
+        features, grads, probs, index = fn(
+            np.asarray(batch, dtype=np.float32), tf.constant(want, dtype=tf.int32)
+        )
         cam = cam_math.grad_cam(np.asarray(features)[0], np.asarray(grads)[0])
         return np.asarray(probs), cam, int(index)
 
@@ -335,8 +346,9 @@ def load_model(path: str | Path, name: str = "", trusted=None) -> KerasModel:
     custom_objects = _import_custom_code(trusted) if trusted is not None and trusted.code else None
     safe = not (trusted is not None and trusted.allow_lambda and report.lambdas)
     try:
-        model = keras.models.load_model(path, custom_objects=custom_objects, compile=False,
-                                        safe_mode=safe)
+        model = keras.models.load_model(
+            path, custom_objects=custom_objects, compile=False, safe_mode=safe
+        )
     except Exception as exc:  # noqa: BLE001 - Keras raises many types; report one line
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelLoadError(f"{path.name} cannot be loaded: {text[:300]}") from None

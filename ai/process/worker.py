@@ -224,8 +224,13 @@ class Worker:
                 reply = p.Result(self.request_id, value)
             except Cancelled as exc:
                 reply = p.Error(self.request_id, p.CANCELLED, _one_line(exc))
-            except (WeightsError, ModelSpecError, UnknownModelError, ModelFileError,
-                    trust.TrustError) as exc:
+            except (
+                WeightsError,
+                ModelSpecError,
+                UnknownModelError,
+                ModelFileError,
+                trust.TrustError,
+            ) as exc:
                 reply = p.Error(self.request_id, p.MODEL, _one_line(exc))
             except Exception as exc:  # noqa: BLE001 - every failure goes back as one message
                 reply = self._classify_failure(exc)

@@ -33,8 +33,9 @@ RISK = (
 def add_models_parser(sub) -> None:
     """Register ``models`` and its subcommands on the CLI's subparsers."""
     models = sub.add_parser("models", help="list the installed models; trust or untrust one")
-    msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True,
-                                 parser_class=type(models))
+    msub = models.add_subparsers(
+        dest="models_command", metavar="ACTION", required=True, parser_class=type(models)
+    )
     ls = msub.add_parser("list", help="models with version, task, source, trust, integrity")
     ls.add_argument("--json", action="store_true", help="one JSON object on stdout")
     ls.set_defaults(func=cmd_models_list)
@@ -98,14 +99,18 @@ def _find(checks, name: str):
 def describe(check) -> str:
     """What trusting ``check``'s model means: files, hashes, classes, Lambda layers."""
     spec = check.spec
-    lines = [f"model {spec.name} {spec.version} ({check.source} model, {spec.folder})",
-             f"  weights       {spec.weights_file}  sha256 {check.weights_sha256}"]
+    lines = [
+        f"model {spec.name} {spec.version} ({check.source} model, {spec.folder})",
+        f"  weights       {spec.weights_file}  sha256 {check.weights_sha256}",
+    ]
     if spec.custom_code is not None:
         lines.append(f"  custom code   {spec.custom_code.file}  sha256 {check.code_sha256}")
         lines.append(f"  classes       {', '.join(check.classes)}")
     if check.lambda_layers:
-        lines.append(f"  Lambda layers {', '.join(check.lambda_layers)} (Python stored in "
-                     f"{spec.weights_file})")
+        lines.append(
+            f"  Lambda layers {', '.join(check.lambda_layers)} (Python stored in "
+            f"{spec.weights_file})"
+        )
     return "\n".join(lines)
 
 
@@ -124,8 +129,10 @@ def cmd_models_trust(args) -> int:
     _, store, checks = _checks()
     check = _find(checks, args.name)
     if check.integrity != "ok":
-        print(f"{PROG}: error: model {check.name!r} cannot be trusted: {check.problem}",
-              file=sys.stderr)
+        print(
+            f"{PROG}: error: model {check.name!r} cannot be trusted: {check.problem}",
+            file=sys.stderr,
+        )
         return 1
     if check.trust == OK:
         print(f"model {check.name!r} uses built-in Keras layers only: nothing to trust")
@@ -136,8 +143,10 @@ def cmd_models_trust(args) -> int:
         print(f"model {check.name!r} is already trusted (these exact files)")
         return 0
     if not args.yes and not _confirmed(check.name):
-        print(f"model {check.name!r} not trusted (answer y to trust it, or use --yes)",
-              file=sys.stderr)
+        print(
+            f"model {check.name!r} not trusted (answer y to trust it, or use --yes)",
+            file=sys.stderr,
+        )
         return 1
     try:
         trust_model(check, store)
