@@ -125,3 +125,20 @@ def test_real_process_exit_code_and_no_traceback(src, tmp_path):
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("radview: error: OUT must not be inside the source folder")
+
+
+def test_screenshot_anonymize_hides_the_identifying_corner_text(tmp_path, capsys):
+    """Dark image: bright pixels in the top-left corner can only be the patient text."""
+    write_series(np.full((3, 48, 48), -1000, np.int16), tmp_path / "ct", patient_name="Doe^Jane",
+                 patient_id="PID-77", extra={"StudyDate": "20240311"})  # fmt: skip
+    from PIL import Image
+
+    corners = {}
+    for flag in ([], ["--anonymize"]):
+        out = tmp_path / f"shot{len(flag)}.png"
+        args = ["screenshot", str(tmp_path / "ct"), "--out", str(out), "--layout", "single"]
+        assert main(args + flag) == 0
+        rgb = np.asarray(Image.open(out).convert("RGB"))
+        corners[bool(flag)] = int((rgb[:70, :150].min(axis=2) > 200).sum())
+    capsys.readouterr()
+    assert corners[False] > 50 and corners[True] == 0, corners

@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shot.add_argument("--series", metavar="UID", help="series UID (see radview info)")
     shot.add_argument("--size", metavar="WxH", help="image size in pixels, e.g. 1500x500")
+    shot.add_argument(
+        "--anonymize", action="store_true", help="no patient name, ID or dates in the corners"
+    )
     shot.set_defaults(func=cmd_screenshot)
 
     cls = sub.add_parser("classify", help="classify radiographs with a model (AI process)")

@@ -127,6 +127,10 @@ def cmd_screenshot(args) -> int:
     index = build_index(args.path, workers=os.cpu_count() or 1)
     entry = pick_series(index, args.series)
     volume = load_series(entry, processes=os.cpu_count() or 1)
+    if getattr(args, "anonymize", False):  # no patient name, ID, dates in the corner text
+        from viewer.core.anonymize.exports import anonymized_volume
+
+        volume = anonymized_volume(volume)
     layout = args.layout or ("single" if volume.geometry.shape[0] == 1 else "mpr")
     if layout != "single" and volume.geometry.shape[0] < 2:
         raise UsageError(f"--layout {layout} needs a volume; this series is a single image")
