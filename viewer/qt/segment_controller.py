@@ -36,6 +36,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from viewer.core.history import UndoStack
 from viewer.core.labelmap import LabelMap
+from viewer.qt.autosave import Autosave
 from viewer.qt.segment_io import SegmentIO
 from viewer.qt.segment_models import (  # noqa: F401  (re-exported: callers import them here)
     LUNG_CODES,
@@ -96,6 +97,7 @@ class SegmentController(QObject):
         self._quant_timer.setInterval(QUANTIFY_DELAY_MS)
         self._quant_timer.timeout.connect(self._quantify)
         self.session.labelmap_changed.connect(self._on_labelmap)
+        self.autosave = Autosave(self)  # after _on_labelmap: it journals with our undo stack
         for vp in self.views.viewports.values():
             vp.paint_pressed.connect(self._pressed)
             vp.paint_moved.connect(self._moved)
@@ -466,3 +468,4 @@ class SegmentController(QObject):
         self.cancel_model()
         self._quant_timer.stop()
         self.display.shutdown()
+        self.autosave.shutdown()
