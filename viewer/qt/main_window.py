@@ -26,6 +26,7 @@ from viewer.core.session import Session
 from viewer.core.study_index import SeriesEntry, StudyIndex, build_index, load_series
 from viewer.core.windowing import PRESETS, WindowLevel, parse_window
 from viewer.qt.ai_controller import AIController
+from viewer.qt.anonymize_export import AnonymizeExport
 from viewer.qt.panels import SeriesBrowser, TagBrowser, WindowHistogram
 from viewer.qt.panels.ai_panel import AIPanel
 from viewer.qt.panels.segment_panel import SegmentPanel
@@ -134,6 +135,7 @@ class MainWindow(QMainWindow):
                      "Ctrl+S")
         self._action(m, "Save screenshot of the &layout\u2026",
                      lambda: self.save_screenshot(True), "Ctrl+Shift+S")
+        self.anonymize_export = AnonymizeExport(self, m)
         m.addSeparator()
         self._action(m, "&Quit", self.close, "Ctrl+Q")
 

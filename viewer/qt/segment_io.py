@@ -84,6 +84,10 @@ def _is_dicom(path: str) -> bool:
 
 
 class SegmentIO:
+    #: a viewer.core.anonymize.Anonymizer: SEG and NIfTI sidecar exports are de-identified
+    #: with it (File > Anonymise mask exports, viewer.qt.anonymize_export); None: as they are
+    anonymizer = None
+
     def __init__(self, controller) -> None:
         self.controller = controller
         self.window = controller.window
@@ -111,6 +115,10 @@ class SegmentIO:
             if volume.description
             else "radview segmentation"
         )
+        if self.anonymizer is not None:
+            from viewer.core.anonymize.exports import write_seg_anonymized
+
+            return write_seg_anonymized(labelmap, volume, path, self.anonymizer)
         return write_seg(labelmap, volume, path, series_description=description)
 
     def export_nifti(self, path, labelmap: LabelMap | None = None) -> Path:
@@ -118,6 +126,10 @@ class SegmentIO:
         from viewer.core.export.label_files import write_label_nifti
 
         volume, labelmap = self._content(labelmap)
+        if self.anonymizer is not None:
+            from viewer.core.anonymize.exports import write_label_nifti_anonymized
+
+            return write_label_nifti_anonymized(labelmap, path, volume, self.anonymizer)
         return write_label_nifti(labelmap, path, volume=volume)
 
     def export_png(self, path, labelmap: LabelMap | None = None, k: int | None = None) -> Path:
