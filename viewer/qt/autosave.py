@@ -163,12 +163,13 @@ class Autosave(QObject):
             self.recorder.start(edits=info.n_edits)
         except OSError as exc:
             return f"{summary}; the journal is kept ({exc})"
-        Path(path).unlink(missing_ok=True)  # its state is now in the new journal
+        self.discard(path)  # its state is now in the new journal
         return summary
 
     def discard(self, path) -> None:
-        """Delete a journal the user chose to discard."""
+        """Delete a journal (and a compaction's leftover, if a kill interrupted one)."""
         Path(path).unlink(missing_ok=True)
+        Path(f"{path}.tmp").unlink(missing_ok=True)
 
     # -- recovery (dialog) ----------------------------------------------------------------
     def choose_recover(self) -> None:
