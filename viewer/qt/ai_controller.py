@@ -11,6 +11,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QFileDialog
 
+from viewer.qt.model_trust import TrustGate
 from viewer.render.heatmap import HeatmapLayer
 
 
@@ -31,6 +32,9 @@ class AIController(QObject):
         self.panel.cancel_requested.connect(self.cancel)
         self.panel.style_changed.connect(self._restyle)
         self.panel.export_requested.connect(self.export_overlay)
+        self.trust = TrustGate(window, lambda: self.registry)  # custom code needs the user's OK
+        self.panel.models_requested.connect(self.trust.show_models)
+        self.trust.changed.connect(self.refresh_models)
         self.session.volume_changed.connect(lambda _v: self._volume_changed())
         self.session.cursor_changed.connect(lambda _c: self.show_current())
         # the ai package (registry, transforms, SimpleITK) loads after the first window
@@ -43,7 +47,9 @@ class AIController(QObject):
             self.registry = Registry()
         else:
             self.registry.rescan()
-        self.panel.set_models(self.registry.list_models("classification"))
+        self.panel.set_models(
+            self.registry.list_models("classification"), self.trust.checks("classification")
+        )
 
     def get_client(self):
         """The viewer's one AIClient (one AI process for classification and segmentation),
@@ -84,13 +90,19 @@ class AIController(QObject):
         if volume is None or view is None or not model:
             self.panel.set_busy(False, "Open an image first.")
             return
+        if not self.trust.ready(model, lambda: self.run(model), self.panel.status.setText):
+            return
         from ai.classify import image_from_volume
 
         image, meta = image_from_volume(volume, k)
         client = self.get_client()
         where = "this image" if volume.geometry.shape[0] == 1 else f"slice {k + 1}"
-        self.panel.set_busy(True, f"Running {model} on {where} (the first run starts the AI "
-                                  "process and loads the model)\u2026")
+        self.panel.set_busy(
+            True,
+            f"Running {model} on {where} (the first run starts the AI "
+            "process and loads the model)\u2026",
+        )
+
         def work(progress, cancelled):  # on a worker thread; the client blocks, not the GUI
             def fraction(f: float, _message: str = "") -> None:
                 progress(int(round(100 * f)), 100)
@@ -165,8 +177,9 @@ class AIController(QObject):
             self.views.render_all()
 
     def export_overlay(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export overlay", "radview-cam.png",
-                                              "PNG image (*.png)")
+        path, _ = QFileDialog.getSaveFileName(
+            self.window, "Export overlay", "radview-cam.png", "PNG image (*.png)"
+        )
         if path:
             self.save_overlay(path)
 

@@ -36,10 +36,12 @@ class AIPanel(ModelRunStatus, QWidget):
     cancel_requested = Signal()
     style_changed = Signal(str, float, float, bool)  # colour map, threshold, opacity, visible
     export_requested = Signal()
+    models_requested = Signal()  # the models dialog (trust, integrity)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._cards: dict[str, Path | None] = {}
+        self._notes: dict[str, str] = {}  # model name -> why it needs trust / cannot run
         layout = QVBoxLayout(self)
         notice = QLabel(NOTICE)
         notice.setObjectName("ai-notice")
@@ -51,14 +53,20 @@ class AIPanel(ModelRunStatus, QWidget):
         self.model_combo = QComboBox()
         self.card_button = QPushButton("Card\u2026")
         self.card_button.clicked.connect(self.show_card)
+        self.models_button = QPushButton("Models\u2026")
+        self.models_button.setToolTip("Installed models: integrity, trust")
+        self.models_button.clicked.connect(self.models_requested.emit)
         row.addWidget(self.model_combo, 1)
         row.addWidget(self.card_button)
+        row.addWidget(self.models_button)
         layout.addLayout(row)
+        self.model_combo.currentIndexChanged.connect(self._show_note)
 
         row = QHBoxLayout()
         self.run_button = QPushButton("Classify current image")
         self.run_button.clicked.connect(
-            lambda: self.run_requested.emit(self.model_combo.currentData() or ""))
+            lambda: self.run_requested.emit(self.model_combo.currentData() or "")
+        )
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel_requested.emit)
         self.cancel_button.setEnabled(False)
@@ -95,8 +103,12 @@ class AIPanel(ModelRunStatus, QWidget):
         form.addRow("Opacity", self.opacity)
         form.addRow("Threshold", self.threshold)
         layout.addLayout(form)
-        for signal in (self.show_cam.toggled, self.colour.currentIndexChanged,
-                       self.opacity.valueChanged, self.threshold.valueChanged):
+        for signal in (
+            self.show_cam.toggled,
+            self.colour.currentIndexChanged,
+            self.opacity.valueChanged,
+            self.threshold.valueChanged,
+        ):
             signal.connect(self._emit_style)
         self.export_button = QPushButton("Export overlay as PNG\u2026")
         self.export_button.clicked.connect(self.export_requested.emit)
@@ -106,18 +118,44 @@ class AIPanel(ModelRunStatus, QWidget):
         self.clear_prediction()
 
     # -- models ---------------------------------------------------------------------------
-    def set_models(self, models) -> None:
-        """models: specs with .name, .version, .card_path (classification models)."""
+    def set_models(self, models, checks: dict | None = None) -> None:
+        """models: specs with .name, .version, .card_path (classification models);
+        checks: name -> :class:`ai.trust.ModelCheck`: a model that needs trust or cannot be
+        used says so in the list, and its reason shows when it is selected."""
+        current = self.model_combo.currentData()
+        self.model_combo.blockSignals(True)
         self.model_combo.clear()
         self._cards.clear()
+        self._notes.clear()
         for spec in models:
-            self.model_combo.addItem(f"{spec.name} {spec.version}", spec.name)
+            check = (checks or {}).get(spec.name)
+            suffix = ""
+            if check is not None and check.trust == "needs-trust" and check.integrity == "ok":
+                suffix = " \u2014 needs trust"
+            elif check is not None and not check.usable:
+                suffix = " \u2014 cannot be used"
+            self.model_combo.addItem(f"{spec.name} {spec.version}{suffix}", spec.name)
             self._cards[spec.name] = spec.card_path
+            if check is not None and check.problem:
+                self._notes[spec.name] = check.problem
+                self.model_combo.setItemData(
+                    self.model_combo.count() - 1, check.problem, Qt.ToolTipRole
+                )
+        if current is not None and self.model_combo.findData(current) >= 0:
+            self.model_combo.setCurrentIndex(self.model_combo.findData(current))
+        self.model_combo.blockSignals(False)
+        self._show_note()
         has = self.model_combo.count() > 0
         self.run_button.setEnabled(has)
         self.card_button.setEnabled(has)
         if not has:
             self.status.setText("No classification model installed.")
+
+    def _show_note(self, *_args) -> None:
+        """The selected model's trust or integrity problem, in the status line."""
+        if self.cancel_button.isEnabled():  # a run is going on: its messages stay
+            return
+        self.status.setText(self._notes.get(self.model_combo.currentData() or "", ""))
 
     def show_card(self) -> None:
         path = self._cards.get(self.model_combo.currentData() or "")
@@ -155,7 +193,8 @@ class AIPanel(ModelRunStatus, QWidget):
         probs = sorted(prediction.probabilities.items(), key=lambda kv: -kv[1])
         self.result_title.setText(
             f"{prediction.label} ({prediction.probabilities[prediction.label]:.0%})"
-            + (f" \u2014 {where}" if where else ""))
+            + (f" \u2014 {where}" if where else "")
+        )
         for name, p in probs:
             bar = QProgressBar()
             bar.setRange(0, 1000)
@@ -163,13 +202,19 @@ class AIPanel(ModelRunStatus, QWidget):
             bar.setFormat(f"{name}  {p:.1%}")
             self.bars_box.addWidget(bar)
             self.bars[name] = bar
-        self.status.setText(f"{prediction.model} {prediction.version} on {prediction.device}"
-                            + ("" if prediction.cam is not None else " (no heatmap)"))
+        self.status.setText(
+            f"{prediction.model} {prediction.version} on {prediction.device}"
+            + ("" if prediction.cam is not None else " (no heatmap)")
+        )
         self.export_button.setEnabled(True)
 
     def style(self) -> tuple[str, float, float, bool]:
-        return (self.colour.currentText(), self.threshold.value() / 100.0,
-                self.opacity.value() / 100.0, self.show_cam.isChecked())
+        return (
+            self.colour.currentText(),
+            self.threshold.value() / 100.0,
+            self.opacity.value() / 100.0,
+            self.show_cam.isChecked(),
+        )
 
     def _emit_style(self, *_args) -> None:
         self.style_changed.emit(*self.style())
