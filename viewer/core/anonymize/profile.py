@@ -52,20 +52,23 @@ class ProfileTableMissing(RuntimeError):
 
 def _load_module():
     spec = importlib.util.find_spec("dicomanonymizer")
-    if spec is None or not spec.submodule_search_locations:
+    if spec is None:
         raise ProfileTableMissing(
             "the de-identification table is missing: install the 'dicom-anonymizer' package"
         )
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    path = folder / "dicom_anonymization_databases" / f"{_MODULE}.py"
-    if not path.is_file():
+    for folder in spec.submodule_search_locations or ():
+        path = Path(folder) / "dicom_anonymization_databases" / f"{_MODULE}.py"
+        if path.is_file():  # the data file alone: the package's engine is not imported
+            data_spec = importlib.util.spec_from_file_location(f"_radview_{_MODULE}", path)
+            module = importlib.util.module_from_spec(data_spec)
+            data_spec.loader.exec_module(module)
+            return module
+    try:  # a frozen build keeps modules in an archive, not as files
+        return importlib.import_module(f"dicomanonymizer.dicom_anonymization_databases.{_MODULE}")
+    except ImportError:
         raise ProfileTableMissing(
-            f"dicom-anonymizer has no {TABLE_EDITION} table ({path.name}); upgrade the package"
-        )
-    data_spec = importlib.util.spec_from_file_location(f"_radview_{_MODULE}", path)
-    module = importlib.util.module_from_spec(data_spec)
-    data_spec.loader.exec_module(module)
-    return module
+            f"dicom-anonymizer has no {TABLE_EDITION} table ({_MODULE}); upgrade the package"
+        ) from None
 
 
 @lru_cache(maxsize=1)
