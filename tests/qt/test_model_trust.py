@@ -80,6 +80,10 @@ def test_models_dialog_lists_every_model_and_trusts_or_untrusts(qtbot, gate):
     assert rows["u-lambda"][3:] == ["user", "needs-trust", "ok"]
     assert rows["u-tampered"][4:] == ["-", "mismatch"]
     assert rows["u-broken"][4:] == ["-", "bad-spec"]
+    registry = gate.registry()
+    assert gate.label(registry.get("u-lambda")) == "u-lambda 0.1.0 \u2014 needs trust"
+    assert gate.label(registry.get("u-tampered")) == "u-tampered 0.1.0 \u2014 cannot be used"
+    assert gate.label(registry.get("u-plain")) == "u-plain 0.1.0"
     dialog.select("u-tampered")
     assert "does not match model.json" in dialog.reason.text()
     assert not dialog.trust_button.isEnabled() and not dialog.untrust_button.isEnabled()

@@ -35,6 +35,17 @@ from PySide6.QtWidgets import (
 COLUMNS = ("Name", "Version", "Task", "Source", "Trust", "Integrity")
 
 
+def model_label(spec, check=None) -> str:
+    """``"name version"`` for a model list or menu, with `` — needs trust`` or
+    `` — cannot be used`` when its :class:`ai.trust.ModelCheck` says so."""
+    label = f"{spec.name} {spec.version}"
+    if check is not None and check.trust == "needs-trust" and check.integrity == "ok":
+        return label + " \u2014 needs trust"
+    if check is not None and not check.usable:
+        return label + " \u2014 cannot be used"
+    return label
+
+
 def risk_text(check) -> str:
     """The risk of trusting ``check``'s model, in plain words (what will run, where)."""
     spec = check.spec
@@ -206,6 +217,14 @@ class TrustGate(QObject):
         from ai.trust import check_registry
 
         return check_registry(self.registry(), self._store())
+
+    def label(self, spec) -> str:
+        """A model's name and version for a menu, marked when it needs trust or cannot be
+        used (for the Segmentation > Run model menu)."""
+        from ai.trust import check_model
+
+        registry = self.registry()
+        return model_label(spec, check_model(spec, registry.source(spec), self._store()))
 
     def checks(self, task: str | None = None) -> dict:
         """name -> ModelCheck of the usable specs (of ``task``), for the model lists."""

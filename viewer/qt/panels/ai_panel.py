@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from viewer.qt.model_trust import model_label
 from viewer.qt.panels.model_run import ModelRunStatus
 
 NOTICE = "Research use only \u2014 not for diagnostic use"
@@ -129,12 +130,7 @@ class AIPanel(ModelRunStatus, QWidget):
         self._notes.clear()
         for spec in models:
             check = (checks or {}).get(spec.name)
-            suffix = ""
-            if check is not None and check.trust == "needs-trust" and check.integrity == "ok":
-                suffix = " \u2014 needs trust"
-            elif check is not None and not check.usable:
-                suffix = " \u2014 cannot be used"
-            self.model_combo.addItem(f"{spec.name} {spec.version}{suffix}", spec.name)
+            self.model_combo.addItem(model_label(spec, check), spec.name)
             self._cards[spec.name] = spec.card_path
             if check is not None and check.problem:
                 self._notes[spec.name] = check.problem
