@@ -23,6 +23,7 @@ import sys
 
 from viewer.cli.inputs import PROG, UsageError
 from viewer.core.anonymize import AnonymizeOptions, Anonymizer, DestinationError, anonymize_tree
+from viewer.core.anonymize.tree import check_destination_folder
 
 
 def add_parser(sub) -> None:
@@ -77,10 +78,7 @@ def _anonymizer(args) -> Anonymizer:
 def cmd_anonymize(args) -> int:
     if not os.path.exists(args.src):
         raise UsageError(f"no such file or folder: {args.src}")
-    anonymizer = None
     try:
-        from viewer.core.anonymize.tree import check_destination_folder
-
         check_destination_folder(args.src, args.out)
         anonymizer = _anonymizer(args)
         report = anonymize_tree(args.src, args.out, anonymizer)

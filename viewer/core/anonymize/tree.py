@@ -154,7 +154,6 @@ def _read(path: Path):
         return None, ("not a DICOM file", False)
     try:
         ds = pydicom.dcmread(path, force=not preamble)
-        ds.remove_private_tags()  # private data never reaches the output, even on failure
     except InvalidDicomError:
         return None, ("not a DICOM file", False)
     except Exception as exc:  # noqa: BLE001 - any malformed file is reported, never fatal
@@ -174,6 +173,15 @@ def _line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:200]
 
 
+def _number(value) -> int | None:
+    """A non-negative integer Series/Instance Number, else None (missing or malformed)."""
+    try:
+        n = int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return n if 0 <= n < 10**9 else None
+
+
 class _Layout:
     def __init__(self, out: Path):
         self.out = out
@@ -182,16 +190,12 @@ class _Layout:
     def path_for(self, ds) -> Path:
         patient = str(ds.get("PatientID", "") or "patient")
         study = "study-" + _short(str(ds.get("StudyInstanceUID", "") or ""), 8)
-        number = ds.get("SeriesNumber")
-        number = f"{int(number):03d}" if number not in (None, "") else "series"
+        number = _number(ds.get("SeriesNumber"))
+        number = f"{number:03d}" if number is not None else "series"
         modality = "".join(c for c in str(ds.get("Modality", "") or "OT") if c.isalnum())
         series = f"{number}-{modality or 'OT'}-{_short(str(ds.get('SeriesInstanceUID', '')), 6)}"
-        instance = ds.get("InstanceNumber")
-        stem = (
-            f"{int(instance):05d}"
-            if instance not in (None, "")
-            else _short(str(ds.SOPInstanceUID), 12)
-        )
+        instance = _number(ds.get("InstanceNumber"))
+        stem = f"{instance:05d}" if instance is not None else _short(str(ds.SOPInstanceUID), 12)
         folder = self.out / patient / study / series
         path, n = folder / f"{stem}.dcm", 1
         while path in self.used:
