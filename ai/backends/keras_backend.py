@@ -153,6 +153,8 @@ def check_architecture(path: str | Path, trusted=None) -> ModelFileReport:
                 continue
         elif cls in LAMBDA_LAYERS and allow_lambda:
             continue
+        elif cls in allowed:  # a legacy .h5 names an unregistered custom class bare
+            continue
         elif not is_layer or _is_builtin(keras, obj):
             continue
         if trusted is not None and cls not in LAMBDA_LAYERS and cls not in _REFUSED_LAYERS:

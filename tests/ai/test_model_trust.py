@@ -16,6 +16,7 @@ import shutil
 import sys
 import zipfile
 
+import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
@@ -340,3 +341,18 @@ def test_every_shipped_model_uses_built_in_layers_only():
         assert not report.needs_code and not report.refused, spec.name
         check = trust.check_model(spec)
         assert (check.source, check.trust, check.integrity) == ("builtin", "ok", "ok"), check
+
+
+def test_trusted_custom_layers_load_from_a_legacy_h5_file(built, env, tmp_path, helpers):
+    folder = _copy(built, tmp_path, "tiny-custom")
+    built["custom"].save(folder / "model.h5")
+    _reseal(folder, "model.h5")
+    spec = Registry([folder.parent]).get("tiny-custom")
+    report = inspect_model_file(spec.weights_path)
+    assert report.kind == "h5" and report.custom == ("RadviewTrustTest>Twice",)
+    with pytest.raises(trust.TrustError, match="needs your trust"):
+        trust.grant(spec, report)
+    _trust("tiny-custom", folder.parent)
+    loaded = kb.load_model(spec.weights_path, "tiny-custom", trusted=trust.grant(spec, report))
+    x = np.random.default_rng(1).random((2, helpers.size, helpers.size, 1)).astype(np.float32)
+    np.testing.assert_allclose(loaded.predict(x), np.asarray(built["custom"](x)), rtol=1e-5)
