@@ -24,6 +24,7 @@ from viewer.core.dicom.limits import (
     LimitError,
     check_image_header,
     fmt_bytes,
+    one_line,
     pixel_bytes,
 )
 from viewer.core.dicom.records import FileHeader, SliceHeader
@@ -155,7 +156,20 @@ def read_header_dataset(path):
 
 
 def read_file_header(path: Path) -> tuple[list[SliceHeader], str | None]:
-    """Read one file's header. Returns (slices, None) or ([], one-line reason to skip)."""
+    """Read one file's header. Returns (slices, None) or ([], one-line reason to skip).
+
+    Never raises on the file's content; the reason is printable and at most 200 characters.
+    """
+    try:
+        slices, reason = _read_file_header(path)
+    except LimitError as exc:
+        slices, reason = [], str(exc)
+    except Exception as exc:  # noqa: BLE001 - values are parsed lazily: any may be malformed
+        slices, reason = [], f"unusable DICOM header: {_one_line(exc)}"
+    return slices, (None if reason is None else one_line(reason))
+
+
+def _read_file_header(path: Path) -> tuple[list[SliceHeader], str | None]:
     try:
         preamble, maybe_raw, deflated = _sniff(path)
     except OSError as exc:
@@ -176,7 +190,9 @@ def read_file_header(path: Path) -> tuple[list[SliceHeader], str | None]:
     if sop_class == "1.2.840.10008.1.3.10" or "DirectoryRecordSequence" in ds:
         return [], _DICOMDIR_REASON
     if "Rows" not in ds or not has_pixels:
-        name = UID(sop_class).name if sop_class else "unknown SOP class"
+        uid = UID(sop_class)
+        name = uid.name if uid.is_valid else "invalid SOP Class UID" if sop_class else ""
+        name = name or "unknown SOP class"
         return [], f"no image pixel data ({name})"
     try:
         return _slices_from_dataset(ds, path, ts, pixel), None
@@ -193,8 +209,10 @@ def _read(path: Path, preamble: bool, deflated: bool):
             fh.seek(0)
             read_preamble(fh, False)
             if str(_read_file_meta_info(fh).get("TransferSyntaxUID", "")) == DEFLATED_SYNTAX:
-                ds, has_pixels = read_deflated(path, MAX_HEADER_BYTES, stop_before_pixels=True)
-                return ds, DEFLATED_SYNTAX, None, has_pixels
+                ds, has_pixels, length = read_deflated(
+                    path, MAX_HEADER_BYTES, stop_before_pixels=True
+                )
+                return ds, DEFLATED_SYNTAX, (None, length), has_pixels
             fh.seek(0)
         ds = pydicom.dcmread(fh, stop_before_pixels=True, force=not preamble, defer_size=_DEFER)
         ts = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
@@ -212,8 +230,7 @@ def _has_pixel_tag(fh) -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
+    return one_line(exc)
 
 
 def _slices_from_dataset(ds, path: Path, ts: str, pixel) -> list[SliceHeader]:
@@ -225,7 +242,7 @@ def _slices_from_dataset(ds, path: Path, ts: str, pixel) -> list[SliceHeader]:
     check_image_header(rows, columns, samples, bits, frames)
     photometric = str(_get(ds, "PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     if pixel is not None and pixel[1] is not None:
-        _check_native_length(pixel[1], rows, columns, samples, bits, frames, photometric)
+        _check_length(pixel[1], rows, columns, samples, bits, frames, photometric, ts)
     fh = FileHeader(
         path=str(path),
         sop_uid=str(_get(ds, "SOPInstanceUID", "")),
@@ -277,8 +294,9 @@ def _slices_from_dataset(ds, path: Path, ts: str, pixel) -> list[SliceHeader]:
     return list(_frames(ds, fh, base, frames))
 
 
-def _check_native_length(length, rows, columns, samples, bits, frames, photometric) -> None:
-    """Uncompressed pixel data shorter than the header's image size is refused up front."""
+def _check_length(length, rows, columns, samples, bits, frames, photometric, ts) -> None:
+    """Uncompressed pixel data shorter than the header's image size is refused up front,
+    and so is deflated pixel data far longer (it would have to be inflated)."""
     if photometric == "YBR_FULL_422" and samples == 3:
         samples = 2  # two chroma samples shared by each pair of pixels (PS3.3 C.7.6.3.1.2)
     needed = pixel_bytes(rows, columns, samples, bits, frames)
@@ -286,6 +304,11 @@ def _check_native_length(length, rows, columns, samples, bits, frames, photometr
         raise LimitError(
             f"pixel data too short: {fmt_bytes(length)} ({length} bytes) where the header's "
             f"{rows}×{columns}×{frames} pixels at {bits} bits need {needed} bytes"
+        )
+    if ts == DEFLATED_SYNTAX and length > 2 * needed + 1024**2:
+        raise LimitError(
+            f"deflated pixel data claims {fmt_bytes(length)} where the header's image needs "
+            f"{fmt_bytes(needed)}; refused (possible zip bomb)"
         )
 
 

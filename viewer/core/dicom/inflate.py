@@ -100,19 +100,27 @@ def open_deflated(fh, limit: int, what: str) -> tuple[FileMetaDataset, BoundedIn
     return meta, BoundedInflateStream(fh, limit, what)
 
 
-def read_deflated(path: str, limit: int, *, stop_before_pixels: bool) -> tuple[Dataset, bool]:
+def read_deflated(
+    path: str, limit: int, *, stop_before_pixels: bool
+) -> tuple[Dataset, bool, int | None]:
     """Dataset of a deflated file, inflating at most ``limit`` bytes.
 
-    Returns (dataset with ``file_meta`` set, whether a PixelData element follows/was read).
+    Returns (dataset with ``file_meta`` set, whether it has a PixelData element, the length
+    that element claims when ``stop_before_pixels`` and it is not encapsulated, else None).
     The dataset's transfer syntax is rewritten to Explicit VR Little Endian: it is held
     inflated in memory, so pydicom's pixel handlers treat it as native data.
     """
+    length = None
     with open(path, "rb") as fh:
         meta, stream = open_deflated(fh, limit, "deflated dataset")
         stop = _stop_at_pixels if stop_before_pixels else None
         ds = read_dataset(stream, False, True, stop_when=stop)
-        has_pixels = "PixelData" in ds or stream.read(4) == b"\xe0\x7f\x10\x00"
+        head = stream.read(12)
+        has_pixels = "PixelData" in ds or head[:4] == b"\xe0\x7f\x10\x00"
+        if head[:4] == b"\xe0\x7f\x10\x00" and len(head) == 12:
+            length = int.from_bytes(head[8:12], "little")
+            length = None if length == 0xFFFFFFFF else length
     meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
     ds.file_meta = meta
     ds.set_original_encoding(False, True)
-    return ds, has_pixels
+    return ds, has_pixels, length

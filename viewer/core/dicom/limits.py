@@ -32,6 +32,17 @@ class LimitError(ValueError):
     """The input claims more than radview will read or allocate (message is one line)."""
 
 
+def one_line(what: BaseException | str, limit: int = 200) -> str:
+    """A printable one-line message: the first non-empty line, control characters and
+    other unprintable ones shown as ``?``, at most ``limit`` characters (header values of
+    a damaged file can hold anything)."""
+    text = str(what)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    text = lines[0] if lines else (type(what).__name__ if isinstance(what, BaseException) else "")
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def fmt_bytes(n: float) -> str:
     """1536 -> '1.5 KB', 2.5e9 -> '2.3 GB' (binary units, as memory is counted)."""
     for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):

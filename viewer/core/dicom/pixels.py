@@ -21,10 +21,18 @@ from pydicom.pixels import pixel_array as pydicom_pixel_array
 from viewer.core.dicom.codestream import J2K_SYNTAXES, JPEG_SYNTAXES, check_frame
 from viewer.core.dicom.headers import DEFLATED_SYNTAX, read_header_dataset
 from viewer.core.dicom.inflate import read_deflated
-from viewer.core.dicom.limits import MAX_HEADER_BYTES, LimitError, pixel_bytes
+from viewer.core.dicom.limits import (
+    MAX_HEADER_BYTES,
+    LimitError,
+    check_image_header,
+    check_memory,
+    one_line,
+    pixel_bytes,
+)
 from viewer.core.dicom.records import FileHeader
 
 _CHECKED = JPEG_SYNTAXES | J2K_SYNTAXES
+_CHECK_MEMORY_ABOVE = 64 * 1024**2  # planes larger than this are checked against free memory
 
 
 class DecodeError(ValueError):
@@ -61,6 +69,11 @@ def decode_plane(f: FileHeader, frame: int, into: np.ndarray | None = None) -> n
     """
     if not 0 <= frame < max(1, f.number_of_frames):
         raise DecodeError(f"frame {frame + 1} asked of an image with {f.number_of_frames}")
+    check_image_header(f.rows, f.columns, f.samples, f.bits_allocated, f.number_of_frames)
+    samples = max(f.samples, 3 if _is_palette(f) else 1)
+    plane = 2 * pixel_bytes(f.rows, f.columns, samples, max(8, f.bits_allocated))
+    if plane > _CHECK_MEMORY_ABOVE:  # the decoder's buffer and the array returned
+        check_memory(plane, f"one {f.rows}×{f.columns} image plane")
     try:
         arr = _decode(f, frame, into)
     except (DecodeError, LimitError, MemoryError):
@@ -77,8 +90,7 @@ def decode_plane(f: FileHeader, frame: int, into: np.ndarray | None = None) -> n
 
 
 def _one_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:300]
+    return one_line(exc, 300)
 
 
 def _decode(f: FileHeader, frame: int, into: np.ndarray | None) -> np.ndarray:
@@ -105,7 +117,9 @@ def _decode(f: FileHeader, frame: int, into: np.ndarray | None) -> np.ndarray:
         return arr if direct else _fix_bits_stored(arr, f)
     if f.transfer_syntax == DEFLATED_SYNTAX:  # pydicom needs the dataset: inflate, bounded
         declared = pixel_bytes(f.rows, f.columns, f.samples, f.bits_allocated, f.number_of_frames)
-        ds, _ = read_deflated(f.path, MAX_HEADER_BYTES + declared, stop_before_pixels=False)
+        if declared > _CHECK_MEMORY_ABOVE:
+            check_memory(declared, "this deflated image")
+        ds, _, _ = read_deflated(f.path, MAX_HEADER_BYTES + declared, stop_before_pixels=False)
         arr = ds.pixel_array
         arr = arr[frame] if f.number_of_frames > 1 else arr
         return apply_color_lut(arr, _palette_header(f)) if _is_palette(f) else arr

@@ -1,0 +1,1 @@
+"""Fuzzing of the DICOM header scan and pixel decoding (see ``fuzz_dicom``)."""
