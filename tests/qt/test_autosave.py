@@ -220,3 +220,22 @@ def test_autosave_into_a_source_folder_is_refused(
     stroke(qtbot, window, axial, (-50, -20), (40, 30))
     assert not (tmp_path / "ct" / "autosave").exists()
     assert "source folder" in window.last_error and window.session.labelmap.labels.any()
+
+
+def test_a_nifti_export_from_the_menu_lets_the_journal_go(qtbot, ct, tmp_path):
+    """The Segmentation menu's export (SegmentIO.run_export) marks its snapshot saved; a
+    quantification export holds no labels and does not."""
+    window, _, _ = ct
+    folder, uid = tmp_path / "autosave", window.session.volume.series_uid
+    seg, _, axial = start_painting(window, "lesion", 6.0)
+    stroke(qtbot, window, axial, (-50, -20), (40, 30))
+    recorder = window.segments.autosave.recorder
+    (tmp_path / "out").mkdir()
+    seg.io.run_export("quant", str(tmp_path / "out" / "q.csv"))
+    qtbot.waitUntil(lambda: (tmp_path / "out" / "q.csv").exists(), timeout=20000)
+    assert recorder.unsaved
+    seg.io.run_export("nifti", str(tmp_path / "out" / "labels.nii.gz"))
+    qtbot.waitUntil(lambda: not recorder.unsaved, timeout=20000)
+    assert (tmp_path / "out" / "labels.nii.gz").exists()
+    _reopen(qtbot, window, tmp_path / "ct")
+    assert find_journals(folder, uid) == []

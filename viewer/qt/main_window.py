@@ -195,6 +195,7 @@ class MainWindow(QMainWindow):
         seg.models_changed.connect(self._refresh_model_menu)
         m.addSeparator()
         self._action(m, "&Import DICOM SEG/NIfTI…", seg.io.choose_import)
+        self._action(m, "Recover autosaved edits\u2026", seg.autosave.choose_recover)
         self._action(m, "Export DICOM &SEG…", lambda: seg.io.choose_export("seg"))
         self._action(m, "Export &NIfTI…", lambda: seg.io.choose_export("nifti"))
         self._action(m, "Export &PNG overlay…", lambda: seg.io.choose_export("png"))

@@ -258,6 +258,8 @@ class SegmentIO:
             "quant": self.export_quantification,
         }[kind]
         copy = snapshot(self.session.labelmap)
+        # SEG and NIfTI hold every label: once written, the autosave journal may go
+        token = self.controller.autosave.save_point() if kind in ("seg", "nifti") else None
         k = self.shown_slice() if kind == "png" else None
         self.controller.message.emit(f"Exporting {os.path.basename(path)}\u2026")
 
@@ -268,6 +270,8 @@ class SegmentIO:
 
         def done(out) -> None:
             self.window.settings.setValue(EXPORT_DIR_KEY, os.path.dirname(os.fspath(out)))
+            if token is not None:
+                self.controller.autosave.mark_saved(token)
             self.controller.message.emit(f"Saved {out}")
 
         self.window.tasks.run(
