@@ -171,7 +171,7 @@ def check_architecture(path: str | Path, trusted=None) -> ModelFileReport:
     return report
 
 
-def _import_custom_code(trusted) -> dict:
+def _import_custom_code(trusted, referenced: tuple[str, ...] = ()) -> dict:
     """Run a trusted model's custom code (the bytes that were hashed) as a fresh module and
     return the custom objects for Keras: each class by its name and its registered name."""
     keras = _keras()
@@ -202,6 +202,9 @@ def _import_custom_code(trusted) -> dict:
         objects[cls_name] = obj
         registered = keras.saving.get_registered_name(obj)
         objects[registered] = obj
+        for name in referenced:  # the file's ``Package>Name``, whatever the code registers
+            if name.rsplit(">", 1)[-1] == cls_name:
+                objects[name] = obj
     return objects
 
 
@@ -345,7 +348,9 @@ def load_model(path: str | Path, name: str = "", trusted=None) -> KerasModel:
     path = Path(path)
     report = check_architecture(path, trusted)
     keras = _keras()
-    custom_objects = _import_custom_code(trusted) if trusted is not None and trusted.code else None
+    custom_objects = None
+    if trusted is not None and trusted.code:
+        custom_objects = _import_custom_code(trusted, report.custom)
     safe = not (trusted is not None and trusted.allow_lambda and report.lambdas)
     try:
         model = keras.models.load_model(
