@@ -116,6 +116,21 @@ def claims_rows(rows: int = 10**9, columns: int = 512, frames: int = 1) -> bytes
     return file_bytes(ds, body=body)
 
 
+def compressed_claim(rows: int, columns: int, z: float = 0.0, uid_suffix: str = "1") -> bytes:
+    """A JPEG Lossless file claiming rows×columns whose one fragment is an empty JPEG."""
+    ds = ct_dataset(uid_suffix=uid_suffix)
+    del ds.PixelData
+    ds.Rows, ds.Columns = rows, columns
+    ds.ImagePositionPatient = [0, 0, z]
+    fragments = (
+        b"\xfe\xff\x00\xe0" + bytes(4)  # empty Basic Offset Table
+        + b"\xfe\xff\x00\xe0" + (4).to_bytes(4, "little") + b"\xff\xd8\xff\xd9"
+        + b"\xfe\xff\xdd\xe0" + bytes(4)  # sequence delimiter
+    )  # fmt: skip
+    body = body_bytes(ds) + element(0x7FE00010, b"OB", fragments, length=0xFFFFFFFF)
+    return file_bytes(ds, "1.2.840.10008.1.2.4.70", body=body)
+
+
 def deflate_bomb(inflated: int, where: str = "header") -> bytes:
     """A deflated 8×8 CT whose dataset inflates to about ``inflated`` bytes of zeros.
 
@@ -160,6 +175,15 @@ def codestream_bomb(name: str, rows: int = 60000, columns: int = 60000) -> bytes
             data[i + 7 : i + 9] = columns.to_bytes(2, "big")
             return bytes(data)
     raise ValueError(f"no frame header found in {name}")
+
+
+def with_rows(name: str, rows: int) -> bytes:
+    """A pydicom test file (explicit VR little endian File Meta) with its Rows changed."""
+    data = testdata_bytes(name)
+    at = data.find(b"\x28\x00\x10\x00US\x02\x00")
+    if at < 0:
+        raise ValueError(f"no explicit VR Rows element in {name}")
+    return data[: at + 8] + rows.to_bytes(2, "little") + data[at + 10 :]
 
 
 def write_many(folder: Path, count: int) -> list[Path]:

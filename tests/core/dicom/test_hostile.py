@@ -165,6 +165,24 @@ def test_odd_entries_get_one_reason_each(tmp_path, testdata):
         assert reason.strip() and reason.isprintable() and len(reason) <= 200
 
 
+def test_unreadable_folder_is_reported_and_the_scan_goes_on(tmp_path, monkeypatch):
+    seeds.write_many(tmp_path / "ok", 2)
+    seeds.write_many(tmp_path / "locked", 2)
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if Path(path).name == "locked":  # what a folder without read permission does
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = scan(tmp_path)
+    assert len(result.slices) == 2
+    (skipped,) = result.skipped
+    assert skipped.path.endswith("locked")
+    assert skipped.reason == "unreadable folder: Permission denied"
+
+
 # -- headers claiming huge sizes --------------------------------------------------------------
 @pytest.mark.parametrize(
     ("rows", "columns", "frames", "expected"),
@@ -183,6 +201,18 @@ def test_claimed_sizes_are_refused_at_scan(tmp_path, rows, columns, frames, expe
     slices, reason = read_file_header(path)
     assert slices == [] and expected in reason, reason
     assert time.monotonic() - start < 0.5
+
+
+def test_series_claiming_more_voxels_than_the_limit_is_an_error_series(tmp_path):
+    for k in range(2):  # 2 × 65535² 16-bit planes: each file plausible, the series not
+        _write(tmp_path, f"{k}.dcm", seeds.compressed_claim(65535, 65535, k, str(k)))
+    (entry,) = build_index(tmp_path).series
+    assert entry.status == (
+        "error: claims 65535×65535×2 voxels (8.59e+09, at least 8.0 GB); "
+        "larger than radview's limit of 4.29e+09 voxels a series"
+    )
+    with pytest.raises(ValueError, match="larger than radview's limit"):
+        load_series(entry)
 
 
 def test_unsupported_bits_and_samples(tmp_path):
@@ -318,3 +348,15 @@ def test_folder_of_bombs_scans_fast_and_check_reports_each(tmp_path, testdata):
 
     kind, statuses = _bounded_child(check_all)
     assert kind == "ok" and statuses.count("refused") == 2, statuses
+
+
+@pytest.mark.parametrize("rows", [32, 128, 4000])
+def test_rle_frame_that_disagrees_with_the_header(tmp_path, testdata, rows):
+    """MR_small_RLE is 64×64: fewer rows made pylibjpeg-rle panic (a BaseException)."""
+    testdata("MR_small_RLE.dcm")
+    path = _write(tmp_path, "rle.dcm", seeds.with_rows("MR_small_RLE.dcm", rows))
+    (plane,), reason = read_file_header(path)
+    with pytest.raises(pixels.DecodeError) as caught:
+        decode_plane(plane.file, 0)
+    message = str(caught.value)
+    assert message.isprintable() and ("decoder failed" in message or "length" in message)

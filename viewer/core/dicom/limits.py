@@ -33,12 +33,14 @@ class LimitError(ValueError):
 
 
 def one_line(what: BaseException | str, limit: int = 200) -> str:
-    """A printable one-line message: the first non-empty line, control characters and
-    other unprintable ones shown as ``?``, at most ``limit`` characters (header values of
-    a damaged file can hold anything)."""
+    """A printable one-line message: the first non-empty line (and the next when the first
+    ends with a colon), control characters and other unprintable ones shown as ``?``, at
+    most ``limit`` characters (header values of a damaged file can hold anything)."""
     text = str(what)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     text = lines[0] if lines else (type(what).__name__ if isinstance(what, BaseException) else "")
+    if text.endswith(":") and len(lines) > 1:  # "... raised by all available plugins:"
+        text = f"{text} {lines[1]}"
     text = "".join(c if c.isprintable() else "?" for c in text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -171,7 +173,8 @@ def check_memory(nbytes: int, what: str) -> None:
         )
     free = available_memory()
     if free is not None and nbytes * (1 + MEMORY_MARGIN) + RESERVE_BYTES > free:
+        spare = f" (and {fmt_bytes(RESERVE_BYTES)} kept spare)" if nbytes < free else ""
         raise LimitError(
-            f"{what} needs {fmt_bytes(nbytes)} of memory and only {fmt_bytes(free)} is free; "
-            "close other series or programs and try again"
+            f"{what} needs {fmt_bytes(nbytes)} of memory{spare} and only {fmt_bytes(free)} is "
+            "free; close other series or programs and try again"
         )

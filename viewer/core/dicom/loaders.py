@@ -105,8 +105,10 @@ def load_stack(
     check_memory(volume_bytes(stack, dtype), f"this series ({_dims(stack.shape)} {dtype})")
     try:
         array = _decode_all(stack, dtype, progress, cancelled, workers, processes)
-    except _Overflow:
-        array = _decode_all(stack, np.dtype(np.int32), progress, cancelled, workers, processes)
+    except _Overflow:  # values outside int16 after rescale: again, in int32
+        wide = np.dtype(np.int32)
+        check_memory(volume_bytes(stack, wide), f"this series ({_dims(stack.shape)} {wide})")
+        array = _decode_all(stack, wide, progress, cancelled, workers, processes)
     f = stack.first
     return Volume(
         array=array,

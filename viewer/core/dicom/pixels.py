@@ -76,10 +76,15 @@ def decode_plane(f: FileHeader, frame: int, into: np.ndarray | None = None) -> n
         check_memory(plane, f"one {f.rows}×{f.columns} image plane")
     try:
         arr = _decode(f, frame, into)
-    except (DecodeError, LimitError, MemoryError):
+    except (DecodeError, LimitError, MemoryError, KeyboardInterrupt, SystemExit):
         raise
-    except Exception as exc:  # noqa: BLE001 - decoders raise anything on bad data
-        raise DecodeError(_one_line(exc)) from exc
+    except BaseException as exc:  # noqa: BLE001 - decoders raise anything on bad data,
+        # even BaseException: pylibjpeg-rle's Rust panics (an RLE segment longer than the
+        # header's rows×columns) arrive as pyo3's PanicException
+        text = _one_line(exc)
+        if not isinstance(exc, Exception):
+            text = f"the decoder failed on this data ({text})"
+        raise DecodeError(text) from exc
     expected = (f.rows, f.columns) if arr.ndim == 2 else (f.rows, f.columns, 3)
     if arr.shape != expected:
         raise DecodeError(
