@@ -27,7 +27,7 @@ def expected_steps() -> list[str]:
     models = Registry([shipped_models_dir()]).list_models()
     classical = [f"model-{m.name}" for m in models if m.is_classical]
     networks = [f"model-{m.name}" for m in models if not m.is_classical]
-    return FIXED_STEPS + classical + networks + ["export-seg", "export-nifti"]
+    return FIXED_STEPS + classical + networks + ["export-seg", "export-nifti", "anonymize"]
 
 
 def headless_env() -> dict:

@@ -267,6 +267,24 @@ def _export_nifti(r: _Run) -> None:
     _same(labelmap, read_label_volume(path, r.data["ct"]), "NIfTI")
 
 
+def _anonymize(r: _Run) -> None:
+    """The demo CT anonymised (PS3.15 Annex E table loads, pixels unchanged, no name left)."""
+    import pydicom
+
+    from viewer.core.anonymize import Anonymizer, anonymize_tree
+
+    src = Path(r.data["demo"]["ct"]["dir"])
+    report = anonymize_tree(src, r.folder / "anon", Anonymizer())
+    _check(not report.failed, "; ".join(f"{f.path}: {f.reason}" for f in report.failed[:2]))
+    _check(len(report.written) > 0, "nothing written")
+    source, output = report.written[0]
+    a, b = pydicom.dcmread(source), pydicom.dcmread(output)
+    _check(a.PixelData == b.PixelData, "pixel data changed")
+    _check(b.PatientIdentityRemoved == "YES", "PatientIdentityRemoved is not YES")
+    _check(str(b.PatientName) != str(a.PatientName), "patient name kept")
+    _check(b.SOPInstanceUID != a.SOPInstanceUID, "SOP Instance UID kept")
+
+
 # -- entry -----------------------------------------------------------------------------------
 def run(out=None) -> int:
     """Run every step, printing one line each; 0 if all passed, else 1."""
@@ -283,6 +301,7 @@ def run(out=None) -> int:
         _models(r)
         r.step("export-seg", lambda: _export_seg(r), needs=("ct",))
         r.step("export-nifti", lambda: _export_nifti(r), needs=("ct",))
+        r.step("anonymize", lambda: _anonymize(r), needs=("demo",))
     failed = [name for name, ok in r.results if not ok]
     total = time.perf_counter() - start
     if failed:
