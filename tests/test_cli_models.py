@@ -325,3 +325,15 @@ def test_models_commands_never_import_tensorflow(models, tmp_path):
         cwd=Path(__file__).parents[1],
     )
     assert run.stdout.strip().splitlines()[-1] == "RESULT [1, 0, 0] []", run.stderr
+
+
+@pytest.mark.parametrize("command", ["classify", "segment"])
+def test_a_malformed_model_json_is_named_not_unknown(models, capsys, tmp_path, command):
+    """A user model folder whose model.json is broken: the reason, not "unknown model"."""
+    image = tmp_path / "ct.dcm"
+    from pydicom.data import get_testdata_file
+
+    shutil.copy(get_testdata_file("CT_small.dcm"), image)
+    code, out, err = _run(capsys, command, str(image), "--model", "u-broken")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "model.json" in err and "unknown model" not in err, err

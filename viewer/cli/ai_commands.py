@@ -29,11 +29,13 @@ SEGMENT_SUFFIXES = (".png", ".nii", ".nii.gz", ".dcm")
 
 def _load_model_spec(registry, name: str, task: str, what: str):
     """The registry's model ``name`` if it is a ``task`` model, else a one-line UsageError."""
-    from ai.registry import UnknownModelError
+    from ai.registry import ModelUnusableError, UnknownModelError
 
     known = ", ".join(m.name for m in registry.list_models(task)) or "none installed"
     try:
         spec = registry.get(name)
+    except ModelUnusableError as exc:  # its folder is there but model.json is bad
+        raise UsageError(str(exc)) from None
     except UnknownModelError:
         raise UsageError(f"unknown model {name!r} ({task} models: {known})") from None
     if spec.task != task:

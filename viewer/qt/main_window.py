@@ -220,7 +220,7 @@ class MainWindow(QMainWindow):
     def _refresh_model_menu(self, specs) -> None:
         self.model_menu.clear()
         for spec in specs:
-            act = self.model_menu.addAction(f"{spec.name} {spec.version}")
+            act = self.model_menu.addAction(self.ai.trust.label(spec))
             act.triggered.connect(lambda _=False, n=spec.name: self._run_segmentation(n))
         self.model_menu.setEnabled(bool(specs))
 

@@ -106,6 +106,10 @@ class SegmentModels:
         except LookupError as exc:
             c.busy_changed.emit(False, str(exc))
             return
+        if not ai.trust.ready(
+            name, lambda: self.run(name), lambda m: c.busy_changed.emit(False, m)
+        ):
+            return  # asked for trust first (runs again if given) or refused with a message
         array, meta = volume_input(volume)
         client = ai.get_client()
         c.busy_changed.emit(
