@@ -32,6 +32,9 @@ from ai.model_spec import ModelSpec
 from ai.process import protocol as p
 from ai.registry import Registry
 
+#: image dtypes classify sends through shared memory unconverted (the child makes float32)
+_WIRE_DTYPES = tuple(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.float32))
+
 ProgressCallback = Callable[[float, str], None]
 
 
@@ -235,7 +238,9 @@ class AIClient:
         """
         spec = self.spec(model)
         helpers = self._helpers(spec)
-        image = np.asarray(image, dtype=np.float32)
+        image = np.asarray(image)
+        if image.dtype not in _WIRE_DTYPES:  # stored 8/16-bit pixels cross as they are
+            image = image.astype(np.float32)  # (half the bytes, no conversion here)
         if image.ndim != 2 or image.size == 0:
             raise ValueError(f"expected one 2D image (rows, cols), got shape {image.shape}")
         want_cam = cam and spec.cam is not None

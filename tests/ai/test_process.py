@@ -20,8 +20,11 @@ MONO2 = {"photometric": "MONOCHROME2", "modality": "CR"}
 
 
 def _shm_blocks() -> set[str]:
-    return {n for n in os.listdir("/dev/shm") if n.startswith("psm_")} if os.path.isdir(
-        "/dev/shm") else set()
+    return (
+        {n for n in os.listdir("/dev/shm") if n.startswith("psm_")}
+        if os.path.isdir("/dev/shm")
+        else set()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +58,18 @@ def test_classify_through_the_ai_process_matches_in_process(client, models_dir, 
     for name, p in local.probabilities.items():
         assert pred.probabilities[name] == pytest.approx(p, abs=1e-5)
     np.testing.assert_allclose(pred.cam, local.cam, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.uint8, np.float64, np.int32])
+def test_stored_pixel_types_give_the_float32_result(client, helpers, dtype):
+    """8/16-bit images cross the shared memory unconverted (the child makes float32); the
+    result is the one of the same values as float32."""
+    image = np.round(helpers.chest_like(60, 90) / 15)  # 50..220: fits every dtype
+    ref = client.classify(image.astype(np.float32), MONO2, "tiny-cam")
+    pred = client.classify(image.astype(dtype), MONO2, "tiny-cam")
+    for name, p in ref.probabilities.items():
+        assert pred.probabilities[name] == pytest.approx(p, abs=1e-6)
+    np.testing.assert_allclose(pred.cam, ref.cam, atol=1e-6)
 
 
 def test_gradcam_and_lung_crop_models(client, helpers):
@@ -92,8 +107,11 @@ def test_killed_process_is_reported_and_restarted(client, helpers):
     def kill_it(fraction, message):
         os.kill(old, signal.SIGKILL)
 
-    with pytest.raises(AIProcessError, match=r"stopped unexpectedly \(exit code -9\); it will "
-                                             r"be restarted"):
+    with pytest.raises(
+        AIProcessError,
+        match=r"stopped unexpectedly \(exit code -9\); it will "
+        r"be restarted",
+    ):
         client.classify(image, MONO2, "tiny-cam", progress=kill_it)
     assert client.pid is None
     pred = client.classify(image, MONO2, "tiny-cam")
@@ -139,7 +157,8 @@ def test_the_parent_never_imports_tensorflow(models_dir):
         assert pred.cam.shape == (40, 50), pred
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")))
     """)
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         timeout=120, cwd=os.getcwd())
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=os.getcwd()
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
