@@ -4,6 +4,8 @@ Hypothesis mutates small seed files (pydicom's test files, one per decoding path
 synthetic ones) with a few byte edits each, then scans and decodes the result; the
 property is :func:`tests.fuzz.fuzz_dicom.check_input`: planes or one printable skip reason,
 arrays of the header's size or a one-line ``ValueError``, nothing else, within a deadline.
+The run happens in a forked child with an address-space limit, so a decoder abort or a
+huge allocation fails the test (with the input kept) instead of the test process.
 About 20 s in all; ``RADVIEW_FUZZ_EXAMPLES`` changes the number of examples. The long
 coverage-guided run is ``python -m tests.fuzz.fuzz_dicom --minutes 10``.
 
@@ -25,11 +27,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.fuzz_dicom import FUZZ_MAX_FILE_BYTES, apply_ops, check_input, ops_strategy
+from tests.fuzz.isolate import run_isolated
 from tests.fuzz.seeds import seed_files
 from viewer.core.dicom import limits
 
 REGRESSIONS = sorted((Path(__file__).parent / "fuzz_regressions").glob("*.dcm"))
-EXAMPLES = int(os.environ.get("RADVIEW_FUZZ_EXAMPLES", "1200"))
+EXAMPLES = int(os.environ.get("RADVIEW_FUZZ_EXAMPLES", "3000"))
 EXAMPLE_DEADLINE_S = 10
 SEEDS = seed_files()
 
@@ -54,11 +57,16 @@ def _fuzz_limits():
         signal.signal(signal.SIGALRM, previous)
 
 
+def _check_bytes(data: bytes, folder: Path) -> None:
+    with _fuzz_limits():
+        check_input(data, folder)
+
+
 @pytest.mark.parametrize("path", REGRESSIONS, ids=lambda p: p.name)
 def test_fuzz_regression(path, tmp_path):
     assert path.stat().st_size < 64 * 1024  # regression inputs stay small
-    with _fuzz_limits():
-        check_input(path.read_bytes(), tmp_path)
+    kind, message = run_isolated(_check_bytes, path.read_bytes(), tmp_path, timeout=60)
+    assert kind == "ok", f"{kind}: {message}"
 
 
 def test_seeds_cover_each_decoding_path():
@@ -81,6 +89,7 @@ def test_seeds_cover_each_decoding_path():
 
 
 _WORK = Path(tempfile.mkdtemp(prefix="radview-fuzz-"))
+_LAST = _WORK / "last-input.dcm"
 
 
 @settings(
@@ -90,6 +99,18 @@ _WORK = Path(tempfile.mkdtemp(prefix="radview-fuzz-"))
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(name=st.sampled_from(sorted(SEEDS)), ops=ops_strategy())
-def test_mutated_files_are_scanned_and_decoded_safely(name, ops):
-    with _fuzz_limits():
-        check_input(apply_ops(SEEDS[name], ops), _WORK)
+def _fuzz(name, ops):
+    data = apply_ops(SEEDS[name], ops)
+    _LAST.write_bytes(data)  # left behind if a decoder takes the process down
+    _check_bytes(data, _WORK)
+
+
+def test_mutated_files_are_scanned_and_decoded_safely():
+    """The hypothesis run, in a forked child: a C decoder that aborts fails this test
+    (naming the input that did it) rather than ending the whole pytest process."""
+    kind, message = run_isolated(_fuzz, timeout=600)
+    if kind == "died":
+        kept = Path(tempfile.mkdtemp(prefix="radview-fuzz-crash-")) / "input.dcm"
+        kept.write_bytes(_LAST.read_bytes())
+        pytest.fail(f"a fuzzed input crashed the process ({message}); input kept at {kept}")
+    assert kind == "ok", f"{kind}: {message}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import multiprocessing as mp
 import os
-import resource
 import threading
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import pydicom
 import pytest
 
 from tests.fuzz import seeds
+from tests.fuzz.isolate import run_isolated
 from viewer.core.dicom import headers, limits, pixels
 from viewer.core.dicom.limits import LimitError
 from viewer.core.dicom.loaders import LoadCancelled, load_stack
@@ -54,31 +54,10 @@ def _within(seconds: float, fn, *args):
     return out[0]
 
 
-def _bounded_child(fn, *args, headroom: int = 2 * 1024**3, timeout: float = 60):
-    """Run fn(*args) in a forked child whose address space may grow by ``headroom`` only.
-
-    Returns ("ok", result repr) or (exception type name, message).
-    """
-    ctx = mp.get_context("fork")
-    queue = ctx.Queue()
-
-    def target() -> None:
-        with open("/proc/self/statm") as fh:
-            size = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-        resource.setrlimit(resource.RLIMIT_AS, (size + headroom, size + headroom))
-        try:
-            queue.put(("ok", repr(fn(*args))))
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent
-            queue.put((type(exc).__name__, str(exc)))
-
-    child = ctx.Process(target=target)
-    child.start()
-    child.join(timeout)
-    if child.is_alive():
-        child.kill()
-        pytest.fail(f"decoding did not finish within {timeout} s")
-    assert not queue.empty(), f"child died (exit code {child.exitcode}): crash or abort"
-    return queue.get()
+def _bounded_child(fn, *args):
+    kind, message = run_isolated(fn, *args, timeout=60)
+    assert kind not in ("died", "timeout"), f"decoding {kind}: {message}"
+    return kind, message
 
 
 # -- tens of thousands of files (a few thousand here; benchmarks/scan_many.py: 25 000) --------

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 from pydicom.encaps import get_frame
-from pydicom.pixels import apply_color_lut
+from pydicom.pixels import apply_color_lut, get_decoder
 from pydicom.pixels import pixel_array as pydicom_pixel_array
 
 from viewer.core.dicom.codestream import J2K_SYNTAXES, JPEG_SYNTAXES, check_frame
@@ -32,6 +32,9 @@ from viewer.core.dicom.limits import (
 from viewer.core.dicom.records import FileHeader
 
 _CHECKED = JPEG_SYNTAXES | J2K_SYNTAXES
+#: Pillow first: same libjpeg-turbo colour conversion as GDCM (pylibjpeg's YBR 4:2:2
+#: upsampling differs by a few levels)
+_PLUGIN_ORDER = ("pillow", "pylibjpeg", "pyjpegls", "pydicom")
 _CHECK_MEMORY_ABOVE = 64 * 1024**2  # planes larger than this are checked against free memory
 
 
@@ -133,11 +136,40 @@ def _decode(f: FileHeader, frame: int, into: np.ndarray | None) -> np.ndarray:
             fh.seek(f.frames_offset)
             data = get_frame(fh, frame, number_of_frames=f.number_of_frames)
         check_frame(data, f.transfer_syntax, f.rows, f.columns, f.samples, frame)
+    arr = _pydicom_decode(f, frame)
+    return apply_color_lut(arr, _palette_header(f)) if _is_palette(f) else arr
+
+
+def _plugins(transfer_syntax: str) -> list[str]:
+    """pydicom decoding plugins to try, in order; GDCM only when nothing else decodes it.
+
+    GDCM aborts the whole process on some damaged JPEG data (an uncaught C++ exception,
+    found by fuzzing): the other plugins raise Python errors instead.
+    """
+    try:
+        available = set(get_decoder(transfer_syntax).available_plugins)
+    except (NotImplementedError, ValueError):
+        return [""]  # no decoder registered: pydicom's own error says so
+    ordered = [p for p in _PLUGIN_ORDER if p in available]
+    ordered += sorted(available - set(_PLUGIN_ORDER) - {"gdcm"})
+    return ordered or (["gdcm"] if "gdcm" in available else [""])
+
+
+def _pydicom_decode(f: FileHeader, frame: int) -> np.ndarray:
     index = frame if f.number_of_frames > 1 else None
     # the scan's syntax also covers files without a File Meta header (ACR-NEMA style)
     options = {"transfer_syntax_uid": f.transfer_syntax} if f.transfer_syntax else {}
-    arr = pydicom_pixel_array(f.path, index=index, **options)
-    return apply_color_lut(arr, _palette_header(f)) if _is_palette(f) else arr
+    errors = []
+    for plugin in _plugins(f.transfer_syntax or "1.2.840.10008.1.2"):
+        try:
+            return pydicom_pixel_array(f.path, index=index, decoding_plugin=plugin, **options)
+        except Exception as exc:  # noqa: BLE001 - the next plugin may read it
+            errors.append((plugin, exc))
+        # a BaseException (a decoder's Rust panic: data longer than the header's size) ends
+        # the search: no other plugin is asked to make sense of it; see decode_plane
+    if len(errors) == 1:
+        raise errors[0][1]
+    raise DecodeError("; ".join(f"{name}: {_one_line(exc)}" for name, exc in errors))
 
 
 def _is_palette(f: FileHeader) -> bool:
