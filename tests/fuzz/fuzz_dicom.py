@@ -45,6 +45,7 @@ def limit_sizes() -> None:
 
 def check_input(data: bytes, folder: Path) -> None:
     """Scan ``data`` as a file in ``folder`` and decode a few of its planes (the property)."""
+    from viewer.core.dicom.loaders import load_stack
     from viewer.core.dicom.pixels import decode_plane
     from viewer.core.dicom.scan import scan
     from viewer.core.dicom.series import plan_stacks
@@ -64,7 +65,17 @@ def check_input(data: bytes, folder: Path) -> None:
             assert text.strip() and text.isprintable() and len(text) <= 400, repr(text)
         else:
             assert arr.shape[:2] == (s.file.rows, s.file.columns)
-    plan_stacks(result.slices)  # planning never raises either
+    stacks, _ = plan_stacks(result.slices)  # planning never raises either
+    for stack in stacks:  # small ones are loaded whole: rescale, LUTs, output dtype
+        if len(stack.slices) > MAX_PLANES_DECODED or stack.error:
+            continue
+        try:
+            volume = load_stack(stack, workers=1)
+        except ValueError as exc:
+            text = str(exc)
+            assert text.strip() and text.isprintable() and len(text) <= 600, repr(text)
+        else:
+            assert volume.array.shape == stack.shape
 
 
 #: one edit: (kind 0-5, where, value); kinds: flip a bit, set a byte, write an interesting

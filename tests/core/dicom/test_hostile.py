@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 
@@ -339,3 +340,20 @@ def test_rle_frame_that_disagrees_with_the_header(tmp_path, testdata, rows):
         decode_plane(plane.file, 0)
     message = str(caught.value)
     assert message.isprintable() and ("decoder failed" in message or "length" in message)
+
+
+def test_rescaled_values_beyond_int32_widen_instead_of_failing(tmp_path):
+    """Found by fuzzing: 32-bit unsigned values (or a huge slope) escaped as _Overflow."""
+    u32 = seeds.ct_dataset(4, 4)
+    u32.BitsAllocated = u32.BitsStored = 32
+    u32.HighBit, u32.PixelRepresentation = 31, 0
+    u32.PixelData = np.array([0, 1, 2**31 + 5, 2**32 - 1] * 4, dtype="<u4").tobytes()
+    _write(tmp_path / "u32", "u32.dcm", seeds.file_bytes(u32))
+    volume = load_series(build_index(tmp_path / "u32").series[0])
+    assert volume.array.dtype == np.int64 and volume.array.max() == 2**32 - 1 - 1024
+    steep = seeds.ct_dataset(4, 4)
+    steep.RescaleSlope = 1e30
+    _write(tmp_path / "steep", "steep.dcm", seeds.file_bytes(steep))
+    volume = load_series(build_index(tmp_path / "steep").series[0])
+    assert volume.array.dtype == np.float64
+    assert volume.array.max() == pytest.approx(15e30)  # ramp 0..15

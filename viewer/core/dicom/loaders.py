@@ -35,6 +35,10 @@ class _Overflow(Exception):
     pass
 
 
+#: output types tried in turn when rescaled values do not fit (exact first, then float)
+_WIDER = (np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.float64))
+
+
 def _stored_range(stack: Stack) -> tuple[int, int]:
     f = stack.first
     bits = min(f.bits_stored, f.bits_allocated)
@@ -102,13 +106,17 @@ def load_stack(
     if stack.error:
         raise ValueError(stack.error)
     dtype = output_dtype(stack)
-    check_memory(volume_bytes(stack, dtype), f"this series ({_dims(stack.shape)} {dtype})")
-    try:
-        array = _decode_all(stack, dtype, progress, cancelled, workers, processes)
-    except _Overflow:  # values outside int16 after rescale: again, in int32
-        wide = np.dtype(np.int32)
-        check_memory(volume_bytes(stack, wide), f"this series ({_dims(stack.shape)} {wide})")
-        array = _decode_all(stack, wide, progress, cancelled, workers, processes)
+    # values outside the chosen integer type after rescale: again, in a wider type
+    wider = [d for d in _WIDER if d.kind == "f" or d.itemsize > dtype.itemsize]
+    for n, out_dtype in enumerate([dtype, *wider] if dtype.kind in "iu" else [dtype]):
+        what = f"this series ({_dims(stack.shape)} {out_dtype})"
+        check_memory(volume_bytes(stack, out_dtype), what)
+        try:
+            array = _decode_all(stack, out_dtype, progress, cancelled, workers, processes)
+            break
+        except _Overflow:
+            if n == len(wider):  # pragma: no cover - float64 never overflows
+                raise ValueError("pixel values out of range after rescale") from None
     f = stack.first
     return Volume(
         array=array,
@@ -151,9 +159,10 @@ def _decode_into(stack: Stack, out: np.ndarray, k: int) -> None:
         target[...] = apply_modality_lut(raw, read_header_dataset(s.file.path))
     elif out.dtype.kind in "iu":
         info = np.iinfo(out.dtype)
+        top, bottom = (2**62, -(2**62)) if info.bits == 64 else (info.max, info.min)
         lo, hi = int(raw.min()), int(raw.max())
         a, b = sorted((lo * s.slope + s.intercept, hi * s.slope + s.intercept))
-        if a < info.min or b > info.max:
+        if a < bottom or b > top:  # (float bounds: int64 keeps a margin)
             raise _Overflow()
         if s.slope != 1:
             target[...] = raw.astype(np.int64) * int(s.slope) + int(s.intercept)
@@ -163,8 +172,8 @@ def _decode_into(stack: Stack, out: np.ndarray, k: int) -> None:
         else:
             np.add(raw, int(s.intercept), out=target, dtype=np.int64, casting="unsafe")
     else:
-        np.multiply(raw, s.slope, out=target, dtype=np.float32, casting="unsafe")
-        target += np.float32(s.intercept)
+        np.multiply(raw, s.slope, out=target, dtype=out.dtype, casting="unsafe")
+        target += out.dtype.type(s.intercept)
 
 
 _FORKED: tuple | None = None  # (stack, out) inherited by forked decoder processes
