@@ -169,7 +169,8 @@ def _pydicom_decode(f: FileHeader, frame: int) -> np.ndarray:
         # the search: no other plugin is asked to make sense of it; see decode_plane
     if len(errors) == 1:
         raise errors[0][1]
-    raise DecodeError("; ".join(f"{name}: {_one_line(exc)}" for name, exc in errors))
+    text = "; ".join(f"{name}: {_one_line(exc)}" for name, exc in errors)
+    raise DecodeError(one_line(text, 400))
 
 
 def _is_palette(f: FileHeader) -> bool:
