@@ -6,7 +6,7 @@ property is :func:`tests.fuzz.fuzz_dicom.check_input`: planes or one printable s
 arrays of the header's size or a one-line ``ValueError``, nothing else, within a deadline.
 The run happens in a forked child with an address-space limit, so a decoder abort or a
 huge allocation fails the test (with the input kept) instead of the test process.
-About 20 s in all; ``RADVIEW_FUZZ_EXAMPLES`` changes the number of examples. The long
+About 15 s in all (2000 examples); ``RADVIEW_FUZZ_EXAMPLES`` changes the number of examples. The long
 coverage-guided run is ``python -m tests.fuzz.fuzz_dicom --minutes 10``.
 
 Every input a fuzz run found failing is kept in ``fuzz_regressions/`` and replayed here.
@@ -32,7 +32,7 @@ from tests.fuzz.seeds import seed_files
 from viewer.core.dicom import limits
 
 REGRESSIONS = sorted((Path(__file__).parent / "fuzz_regressions").glob("*.dcm"))
-EXAMPLES = int(os.environ.get("RADVIEW_FUZZ_EXAMPLES", "3000"))
+EXAMPLES = int(os.environ.get("RADVIEW_FUZZ_EXAMPLES", "2000"))
 EXAMPLE_DEADLINE_S = 10
 SEEDS = seed_files()
 
