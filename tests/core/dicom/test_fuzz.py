@@ -6,8 +6,8 @@ property is :func:`tests.fuzz.fuzz_dicom.check_input`: planes or one printable s
 arrays of the header's size or a one-line ``ValueError``, nothing else, within a deadline.
 The run happens in a forked child with an address-space limit, so a decoder abort or a
 huge allocation fails the test (with the input kept) instead of the test process.
-About 15 s in all (2000 examples); ``RADVIEW_FUZZ_EXAMPLES`` changes the number of examples. The long
-coverage-guided run is ``python -m tests.fuzz.fuzz_dicom --minutes 10``.
+About 15 s in all (2000 examples; ``RADVIEW_FUZZ_EXAMPLES`` changes the number).
+The long coverage-guided run is ``python -m tests.fuzz.fuzz_dicom --minutes 10``.
 
 Every input a fuzz run found failing is kept in ``fuzz_regressions/`` and replayed here.
 """
