@@ -5,7 +5,7 @@ DEMO_DIR := build/demo
 # training/evaluation data (never copied into the repository), see ../shared/data/README.md
 DATA ?= ../shared/data
 
-.PHONY: demo test setup lint evaluate train-models benchmark clean package package-test
+.PHONY: demo test setup lint evaluate train-models benchmark clean package package-test fuzz
 
 setup:
 	@bash installer/bootstrap.sh
@@ -57,6 +57,7 @@ benchmark: setup
 	$(PY) benchmarks/labelmap_render.py
 	$(PY) benchmarks/ct_lungs.py
 	$(PY) benchmarks/ai_segment.py
+	$(PY) benchmarks/scan_many.py
 
 # Packaged app for clinics (installer/README.md): dist/radview/ (PyInstaller one-folder),
 # dist/radview-<version>-linux-<arch>.tar.gz and dist/radview_<version>_<arch>.deb.
@@ -69,6 +70,14 @@ package: setup
 # namespace from the unpacked .tar.gz), .deb layout, start-up to first window < 2 s (Xvfb).
 package-test:
 	bash installer/package_test.sh
+
+# Longer fuzz run of the header scan and pixel decoding (make test runs a bounded one):
+# atheris (the "fuzz" extra) when it installs, else hypothesis; MINUTES=10 by default.
+# Failures go to build/fuzz/failure-*.dcm (+ .txt traceback); each becomes a regression
+# input in tests/core/dicom/fuzz_regressions/ once fixed.
+fuzz: setup
+	@$(PY) -c "import atheris" 2>/dev/null || $(VENV)/bin/pip install -q -e ".[fuzz]" || true
+	$(PY) -m tests.fuzz.fuzz_dicom --minutes $(or $(MINUTES),10)
 
 clean:
 	rm -rf build dist .pytest_cache
