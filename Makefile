@@ -35,14 +35,14 @@ test: lint
 evaluate:
 	$(PY) -m ai evaluate --model cxr-lungs --data $(DATA)
 	$(PY) -m ai evaluate --model cxr-covid --data $(DATA)
-	@# ct-infection is measured by grouped 5-fold cross-validation (5 trainings, ~40 CPU-minutes):
+	@# ct-infection is measured by grouped 5-fold cross-validation (5 trainings, ~80 CPU-minutes):
 	@# re-run it only when its results are missing, then rewrite model.json, card and plots
 	test -f build/ct-infection-cv/cv.json || $(PY) -m ai train infection --data $(DATA) \
 	  --cv-dir build/ct-infection-cv --out build/ct-infection-cv/final
 	$(PY) -m ai evaluate --model ct-infection --data $(DATA) --cv-dir build/ct-infection-cv
 	$(PY) -m ai.train.eval_ct_lungs $(DATA)/ct-series $(DATA)/ct-slices --png build/ct-lungs-eval
 
-# Retrain the shipped models from scratch (seeded; ~2 CPU-hours on 2 cores), then evaluate.
+# Retrain the shipped models from scratch (seeded; ~3 CPU-hours on 2 cores), then evaluate.
 train-models:
 	$(PY) -m ai train lungs --data $(DATA)
 	$(PY) -m ai train classifier --data $(DATA)
