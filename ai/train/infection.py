@@ -386,7 +386,7 @@ def write_folder(model_dir, data_dir, cv_dir, n_boot: int = 2000) -> dict:
     spec = {
         "format": 1,
         "name": NAME,
-        "version": "1.0.0",
+        "version": "1.1.0",  # 1.1.0: 200 epochs (1.0.0: 100)
         "task": "segmentation",
         "modalities": ["CT", "OT"],
         "input": {"height": cfg["size"], "width": cfg["size"], "channels": 1},
