@@ -158,12 +158,19 @@ class SharedArray:
         shared.array[...] = array
         return shared
 
+    @property
+    def nbytes(self) -> int:
+        return 0 if self._shm is None else self._shm.size
+
     def release(self) -> None:
         if self._shm is None:
             return
         self.array = None
         shm, self._shm = self._shm, None
-        shm.close()
+        try:
+            shm.close()
+        except BufferError:  # a view is still referenced: the mapping goes with it
+            pass
         try:
             shm.unlink()
         except FileNotFoundError:
@@ -174,6 +181,67 @@ class SharedArray:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+class ReusableBlocks:
+    """Parent-owned blocks kept from one request to the next, one per role ("in", "out").
+
+    A request of the same size or smaller reuses its role's block (its pages are already
+    mapped on both sides: no page faults, no create/unlink); a larger one replaces it.
+    :meth:`release` (at close) unlinks them all. Callers hold the client's lock.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: dict[str, SharedArray] = {}
+
+    def get(self, role: str, shape: tuple[int, ...], dtype) -> tuple[np.ndarray, ArrayRef]:
+        """(array view of ``shape``/``dtype`` in the role's block, its ArrayRef)."""
+        dtype = np.dtype(dtype)
+        shape = tuple(int(s) for s in shape)
+        nbytes = max(1, int(np.prod(shape)) * dtype.itemsize)
+        block = self._blocks.get(role)
+        if block is None or block.nbytes < nbytes:
+            if block is not None:
+                block.release()
+            block = self._blocks[role] = SharedArray((nbytes,), np.uint8)
+        view = np.ndarray(shape, dtype=dtype, buffer=block._shm.buf)
+        return view, ArrayRef(block.ref.shm, shape, dtype.str)
+
+    def release(self) -> None:
+        for block in self._blocks.values():
+            block.release()
+        self._blocks.clear()
+
+
+class AttachCache:
+    """The child's mappings of the parent's reused blocks, by name (at most ``size``; the
+    oldest is closed first). A block the parent has unlinked stays mapped here until it is
+    evicted, so at most ``size`` stale blocks' memory is held."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._maps: dict[str, shared_memory.SharedMemory] = {}
+
+    def array(self, ref: ArrayRef) -> np.ndarray:
+        shm = self._maps.pop(ref.shm, None)
+        if shm is None:
+            shm = shared_memory.SharedMemory(name=ref.shm, create=False)
+        self._maps[ref.shm] = shm  # most recent last
+        while len(self._maps) > self.size:
+            old = self._maps.pop(next(iter(self._maps)))
+            try:
+                old.close()
+            except BufferError:
+                pass
+        return np.ndarray(ref.shape, dtype=np.dtype(ref.dtype), buffer=shm.buf)
+
+    def close(self) -> None:
+        for shm in self._maps.values():
+            try:
+                shm.close()
+            except BufferError:
+                pass
+        self._maps.clear()
 
 
 class Attached:

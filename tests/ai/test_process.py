@@ -72,6 +72,27 @@ def test_stored_pixel_types_give_the_float32_result(client, helpers, dtype):
     np.testing.assert_allclose(pred.cam, ref.cam, atol=1e-6)
 
 
+def test_classify_reuses_its_shared_memory_blocks(client, helpers):
+    """The image and CAM blocks stay from one classify to the next (same names), a larger
+    image replaces them (the old ones unlinked), and a smaller one after it is still right."""
+    small, large = helpers.chest_like(60, 90), helpers.chest_like(120, 150, seed=1)
+    first = client.classify(small, MONO2, "tiny-cam")
+    blocks = _shm_blocks()
+    again = client.classify(small, MONO2, "tiny-cam")
+    assert _shm_blocks() == blocks
+    np.testing.assert_array_equal(again.cam, first.cam)
+    assert again.probabilities == first.probabilities
+    big = client.classify(large, MONO2, "tiny-cam")
+    assert big.cam.shape == (120, 150)
+    grown = _shm_blocks()
+    assert len(grown) == len(blocks) and grown != blocks  # replaced, not added
+    back = client.classify(small, MONO2, "tiny-cam")  # a view of part of the larger blocks
+    assert _shm_blocks() == grown and back.cam.shape == (60, 90)
+    np.testing.assert_allclose(back.cam, first.cam, atol=1e-6)
+    for name, value in first.probabilities.items():
+        assert back.probabilities[name] == pytest.approx(value, abs=1e-6)
+
+
 def test_gradcam_and_lung_crop_models(client, helpers):
     image = helpers.chest_like(60, 90)
     pred = client.classify(image, MONO2, "tiny-gradcam")
