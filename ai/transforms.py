@@ -12,9 +12,9 @@ coordinate (r, c), so the image covers [-0.5, rows - 0.5] × [-0.5, cols - 0.5].
 maps pixel centres with the "half-pixel" convention (no corner alignment): output pixel o
 samples input coordinate ``(o + 0.5) * n_in / n_out - 0.5`` on each axis.
 
-Resampling (:func:`resample_linear`) uses SimpleITK (a project dependency): linear
-interpolation for images and for maps, values beyond the last pixel centre clamped to the
-edge pixel. When an image shrinks by a factor of 2 or more on an axis, it is first
+Resampling (:func:`resample_linear`, in :mod:`ai.resample`) is linear for images and for
+maps, values beyond the last pixel centre clamped to the edge pixel: SimpleITK when an axis
+shrinks, numpy (same values, faster) when both grow. When an image shrinks by a factor of 2 or more on an axis, it is first
 block-averaged by the integer part of that factor (SimpleITK ``BinShrink``) so that a
 2500-pixel radiograph brought to 256 pixels is not aliased; the linear resample does the rest.
 """
@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ai import resample as _resample
 
 #: percentiles are computed on a regular subsample of at most this many pixels
 PERCENTILE_MAX_PIXELS = 1 << 20
@@ -48,38 +50,13 @@ def _sitk():
 
 
 def resample_linear(array: np.ndarray, shape: tuple[int, int], antialias: bool = True):
-    """Resize a 2D float array to ``shape`` = (rows, cols) with linear interpolation.
-
-    Pixel centres follow the half-pixel convention of the module docstring; samples beyond
-    the outermost pixel centres take the edge value. With ``antialias``, an axis shrunk by a
-    factor f >= 2 is first block-averaged by floor(f) (geometry kept exact: the averaged
-    pixel sits at the centre of its block). Returns float32.
-    """
-    rows, cols = int(shape[0]), int(shape[1])
-    if rows < 1 or cols < 1:
-        raise TransformError(f"cannot resize to {rows}x{cols}")
-    src = np.ascontiguousarray(array, dtype=np.float32)
-    if src.shape == (rows, cols):
-        return src.copy()
-    sitk = _sitk()
-    image = sitk.GetImageFromArray(src)  # size (cols, rows); spacing 1, origin 0
-    sx, sy = src.shape[1] / cols, src.shape[0] / rows  # output spacing in input pixels
-    if antialias:
-        fx, fy = max(1, int(math.floor(sx))), max(1, int(math.floor(sy)))
-        if fx > 1 or fy > 1:
-            image = sitk.BinShrink(image, [fx, fy])  # origin moves to the first block centre
-    out = sitk.Resample(
-        image,
-        [cols, rows],
-        sitk.Transform(),
-        sitk.sitkLinear,
-        [0.5 * sx - 0.5, 0.5 * sy - 0.5],
-        [sx, sy],
-        image.GetDirection(),
-        0.0,
-        sitk.sitkFloat32,
-    )
-    return sitk.GetArrayFromImage(out)
+    """:func:`ai.resample.resample_linear` (linear, half-pixel centres, edge values beyond
+    the last centres, block-averaged when shrinking with ``antialias``); float32. A size
+    that cannot be produced raises TransformError."""
+    try:
+        return _resample.resample_linear(array, shape, antialias)
+    except _resample.ResizeError as exc:
+        raise TransformError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- records
@@ -280,7 +257,9 @@ def dilate_mask(mask: np.ndarray, radius: float) -> np.ndarray:
     sitk = _sitk()
     dist = sitk.SignedMaurerDistanceMap(
         sitk.GetImageFromArray(mask.astype(np.uint8)),
-        insideIsPositive=False, squaredDistance=False, useImageSpacing=False,
+        insideIsPositive=False,
+        squaredDistance=False,
+        useImageSpacing=False,
     )
     return sitk.GetArrayFromImage(dist) <= radius
 

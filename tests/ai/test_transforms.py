@@ -122,8 +122,10 @@ def test_bad_steps_are_refused_with_one_line(bad, message):
 
 
 def test_output_shape():
-    steps = [{"op": "percentile_scale", "low": 1, "high": 99},
-             {"op": "letterbox", "height": 32, "width": 48}]
+    steps = [
+        {"op": "percentile_scale", "low": 1, "high": 99},
+        {"op": "letterbox", "height": 32, "width": 48},
+    ]
     assert output_shape(steps) == (32, 48)
     assert output_shape(steps[:1]) is None
 
@@ -181,8 +183,10 @@ def test_inverse_puts_a_cam_peak_back_on_the_right_pixel_of_a_non_square_image()
 
 def test_inverse_of_a_full_map_is_one_inside_the_crop():
     pipe = build_pipeline(
-        [{"op": "lung_crop", "model": "m", "margin": 0.0}, {"op": "resize", "height": 16,
-                                                              "width": 16}],
+        [
+            {"op": "lung_crop", "model": "m", "margin": 0.0},
+            {"op": "resize", "height": 16, "width": 16},
+        ],
         {"segment": lambda name, im: _fake_lungs(im)},
     )
     _, rec = pipe.forward(np.zeros((200, 300), np.float32), MONO2)
@@ -230,8 +234,10 @@ def test_lung_mask_zeroes_outside_the_dilated_lungs_and_keeps_the_grid():
 
 
 def test_lung_mask_inverse_is_identity():
-    pipe = build_pipeline([{"op": "lung_mask", "model": "m", "dilate": 0.01}],
-                          {"segment": lambda name, im: _fake_lungs(im)})
+    pipe = build_pipeline(
+        [{"op": "lung_mask", "model": "m", "dilate": 0.01}],
+        {"segment": lambda name, im: _fake_lungs(im)},
+    )
     _, rec = pipe.forward(np.ones((200, 300), np.float32), MONO2)
     cam = np.random.default_rng(1).random((200, 300)).astype(np.float32)
     assert np.array_equal(pipe.inverse_map(cam, rec), cam)
@@ -253,8 +259,9 @@ def test_lung_mask_composes_with_lung_crop_either_order(mask_first):
         return mask
 
     steps = [mask_step, crop_step] if mask_first else [crop_step, mask_step]
-    pipe = build_pipeline([*steps, {"op": "resize", "height": 66, "width": 121}],
-                          {"segment": segment})
+    pipe = build_pipeline(
+        [*steps, {"op": "resize", "height": 66, "width": 121}], {"segment": segment}
+    )
     x, rec = pipe.forward(img, MONO2)
     crop_rec = rec.steps[1] if mask_first else rec.steps[0]
     assert crop_rec.data["box"] == (24, 156, 29, 271)
@@ -292,3 +299,21 @@ def test_steps_limited_to_modalities_run_only_for_them():
     # an unknown modality skips both windows: the raw values reach the letterbox
     x_mr, _ = pipeline.forward(picture, {"modality": "MR", "photometric": "MONOCHROME2"})
     assert x_mr[8, 8] == pytest.approx(200.0)
+
+
+@pytest.mark.parametrize(
+    "shape_in, shape_out",
+    [((224, 224), (1662, 1815)), ((7, 9), (60, 90)), ((10, 10), (10, 37)), ((3, 3), (300, 1)),
+     ((1, 1), (4, 5)), ((50, 40), (51, 41))],
+)  # fmt: skip
+def test_enlarging_in_numpy_gives_simpleitks_values(shape_in, shape_out):
+    """Both axes growing (a CAM or probabilities put back on a radiograph) take the numpy
+    path; it must give SimpleITK's linear resample, edges included."""
+    from ai import resample
+
+    rng = np.random.default_rng(sum(shape_in) + sum(shape_out))
+    src = rng.random(shape_in, dtype=np.float32)
+    reference = resample._resample_sitk(src, *shape_out, antialias=False)
+    got = resample_linear(src, shape_out, antialias=False)
+    assert got.dtype == np.float32 and got.shape == shape_out
+    np.testing.assert_allclose(got, reference, atol=1e-6)
