@@ -14,9 +14,10 @@ samples input coordinate ``(o + 0.5) * n_in / n_out - 0.5`` on each axis.
 
 Resampling (:func:`resample_linear`, in :mod:`ai.resample`) is linear for images and for
 maps, values beyond the last pixel centre clamped to the edge pixel: SimpleITK when an axis
-shrinks, numpy (same values, faster) when both grow. When an image shrinks by a factor of 2 or more on an axis, it is first
-block-averaged by the integer part of that factor (SimpleITK ``BinShrink``) so that a
-2500-pixel radiograph brought to 256 pixels is not aliased; the linear resample does the rest.
+shrinks, numpy (same values, faster) when both grow. When an image shrinks by a factor of 2
+or more on an axis, it is first block-averaged by the integer part of that factor
+(SimpleITK ``BinShrink``) so that a 2500-pixel radiograph brought to 256 pixels is not
+aliased; the linear resample does the rest.
 """
 
 from __future__ import annotations
