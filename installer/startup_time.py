@@ -33,6 +33,10 @@ def _viewable_window() -> bool:
     return False
 
 
+class StartFailed(RuntimeError):
+    """The program exited before showing its window (the message holds its stderr)."""
+
+
 def time_to_window(command: list[str], timeout: float = 60.0) -> float:
     with tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, XDG_CONFIG_HOME=home, XDG_DATA_HOME=home, XDG_CACHE_HOME=home)
@@ -45,9 +49,10 @@ def time_to_window(command: list[str], timeout: float = 60.0) -> float:
                 if _viewable_window():
                     return time.perf_counter() - start
                 if proc.poll() is not None:
-                    raise RuntimeError(
+                    err = proc.stderr.read().strip()
+                    raise StartFailed(
                         f"{command[0]} exited ({proc.returncode}): "
-                        f"{proc.stderr.read().strip()[-300:]}"
+                        f"{err[:600]}{' ... ' + err[-300:] if len(err) > 900 else err[600:]}"
                     )
                 time.sleep(0.01)
             raise RuntimeError(f"no radview window after {timeout} s")
@@ -60,6 +65,20 @@ def time_to_window(command: list[str], timeout: float = 60.0) -> float:
                 proc.wait()
 
 
+def _one_run(command: list[str]) -> float:
+    """One timed start. Qt failing to open the fresh Xvfb display was seen twice on this
+    machine (right after other Xvfb sessions; never reproduced in 15 runs on its own): such
+    a run is reported on stderr with the program's own message and tried once more; a
+    second failure fails the test."""
+    try:
+        return time_to_window(command)
+    except StartFailed as exc:
+        if "platform plugin" not in str(exc):
+            raise
+        print(f"WARNING: start-up failed, trying once more: {exc}", file=sys.stderr)
+        return time_to_window(command)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -68,7 +87,7 @@ def main() -> int:
     if not os.environ.get("DISPLAY"):
         print("startup_time: no DISPLAY (run under xvfb-run -a)", file=sys.stderr)
         return 2
-    times = [time_to_window(args.command) for _ in range(args.runs)]
+    times = [_one_run(args.command) for _ in range(args.runs)]
     print(" ".join(f"{t:.2f}" for t in times))
     print(
         f"start-up to first window: median {statistics.median(times):.2f} s "
