@@ -247,6 +247,20 @@ def trust_message(spec: ModelSpec, report: ModelFileReport | None = None) -> str
     )
 
 
+def trust_details(check) -> list[tuple[str, str]]:
+    """(label, value) rows saying what trusting ``check``'s model means: its weights and
+    custom code with their sha256, the classes, the Lambda layers (CLI and dialog)."""
+    spec = check.spec
+    rows = [("weights", f"{spec.weights_file}  sha256 {check.weights_sha256}")]
+    if spec.custom_code is not None:
+        rows.append(("custom code", f"{spec.custom_code.file}  sha256 {check.code_sha256}"))
+        rows.append(("classes", ", ".join(check.classes)))
+    if check.lambda_layers:
+        layers = ", ".join(check.lambda_layers)
+        rows.append(("Lambda layers", f"{layers} (Python stored in {spec.weights_file})"))
+    return rows
+
+
 def _code_bytes(spec: ModelSpec) -> tuple[bytes, str]:
     """The custom code file's bytes and sha256, checked against model.json; WeightsError."""
     path = spec.custom_code_path

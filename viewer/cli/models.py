@@ -98,19 +98,11 @@ def _find(checks, name: str):
 
 def describe(check) -> str:
     """What trusting ``check``'s model means: files, hashes, classes, Lambda layers."""
+    from ai.trust import trust_details
+
     spec = check.spec
-    lines = [
-        f"model {spec.name} {spec.version} ({check.source} model, {spec.folder})",
-        f"  weights       {spec.weights_file}  sha256 {check.weights_sha256}",
-    ]
-    if spec.custom_code is not None:
-        lines.append(f"  custom code   {spec.custom_code.file}  sha256 {check.code_sha256}")
-        lines.append(f"  classes       {', '.join(check.classes)}")
-    if check.lambda_layers:
-        lines.append(
-            f"  Lambda layers {', '.join(check.lambda_layers)} (Python stored in "
-            f"{spec.weights_file})"
-        )
+    lines = [f"model {spec.name} {spec.version} ({check.source} model, {spec.folder})"]
+    lines += [f"  {label:<13} {value}" for label, value in trust_details(check)]
     return "\n".join(lines)
 
 

@@ -81,15 +81,10 @@ class ModelTrustDialog(QDialog):
         )
         title.setWordWrap(True)
         layout.addWidget(title)
-        rows = [
-            f"Folder: {spec.folder}",
-            f"Weights: {spec.weights_file}  sha256 {check.weights_sha256}",
-        ]
-        if spec.custom_code is not None:
-            rows.append(f"Custom code: {spec.custom_code.file}  sha256 {check.code_sha256}")
-            rows.append(f"Classes: {', '.join(check.classes)}")
-        if check.lambda_layers:
-            rows.append(f"Lambda layers: {', '.join(check.lambda_layers)}")
+        from ai.trust import trust_details
+
+        rows = [f"Folder: {spec.folder}"]
+        rows += [f"{label[0].upper()}{label[1:]}: {value}" for label, value in trust_details(check)]
         self.details = QLabel("\n".join(rows))
         self.details.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.details.setWordWrap(True)
